@@ -1,0 +1,1 @@
+"""ARGO server."""

@@ -1,0 +1,1 @@
+"""Python client and argo CLI of ARGO & Balsam."""
