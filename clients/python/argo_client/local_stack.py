@@ -57,7 +57,8 @@ class LocalStack:
     def __init__(self, state_dir: Path, *, amqp_url: str = DEFAULT_AMQP_URL, amqp_prefix: str | None = None,
                  database_url: str | None = None, data_root: str | None = None,
                  sites: Sequence[str] = (), log_dir: Path | None = None,
-                 server_env: Mapping[str, str] | None = None) -> None:
+                 server_env: Mapping[str, str] | None = None, monitor: bool = False,
+                 server_args: Sequence[str] = ()) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.amqp_url = amqp_url
@@ -69,6 +70,9 @@ class LocalStack:
         self.log_dir.mkdir(parents=True, exist_ok=True)
         self.server_env = dict(server_env or {})
         self.port = 0
+        self.monitor = monitor
+        self.monitor_port = 0
+        self.server_args = list(server_args)
         self.server: subprocess.Popen[bytes] | None = None
         self.agents: dict[str, subprocess.Popen[bytes]] = {}
         self.agent_configs: dict[str, Path] = {}
@@ -88,6 +92,10 @@ class LocalStack:
                 "--amqp-prefix", self.amqp_prefix, "--data-root", self.data_root]
         for site in self.sites:
             argv += ["--site", site]
+        if self.monitor:
+            self.monitor_port = free_port()
+            argv += ["--monitor-listen", f"127.0.0.1:{self.monitor_port}"]
+        argv += self.server_args
         self.server = self._spawn("server", argv, self.server_env)
         self._wait_serving(timeout)
 
