@@ -6,6 +6,8 @@ The server puts an ``ErrorInfo`` (domain ``argobalsam``) on every error and, for
 
 from __future__ import annotations
 
+from typing import cast
+
 import grpc
 from google.rpc import error_details_pb2
 from grpc_status import rpc_status
@@ -42,7 +44,7 @@ class ArgoError(Exception):
     def describe(self) -> str:
         """The message followed by one ``field: description`` line per field violation."""
         lines = [self.message]
-        lines.extend(f"{field}: {description}" for field, description in self.field_violations)
+        lines.extend(f"{field}: {description}" if field else description for field, description in self.field_violations)
         return "\n".join(lines)
 
 
@@ -104,7 +106,7 @@ def error_from_rpc(error: grpc.RpcError) -> ArgoError:
     metadata: dict[str, str] = {}
     violations: list[FieldViolation] = []
     try:
-        status = rpc_status.from_call(error) if hasattr(error, "trailing_metadata") else None
+        status = rpc_status.from_call(cast(grpc.Call, error)) if hasattr(error, "trailing_metadata") else None
     except ValueError:
         # The status in the trailers disagrees with the call's own code or message: ignore the details.
         status = None
