@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import argo_client
 import grpc
 import pytest
 from argobalsam.argo.v1 import (
@@ -30,7 +31,6 @@ from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_status import rpc_status
 
-DATA = Path(__file__).parent / "data"
 TERMINAL = {job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_FAILED, job_pb2.JOB_STATE_CANCELLED,
             job_pb2.JOB_STATE_REJECTED}
 
@@ -327,5 +327,5 @@ def _isolated_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
 
 @pytest.fixture
 def seed_path() -> Path:
-    """The seed's own example submission (from its wiki page)."""
-    return DATA / "seed_submission.json"
+    """The seed's own example submission (from its wiki page), as shipped with the client for `argo demo`."""
+    return Path(argo_client.__file__).parent / "examples" / "seed_submission.json"
