@@ -1,3 +1,5 @@
+# Hook specifications have no bodies: pluggy never calls them.
+# mypy: disable-error-code="empty-body"
 """Hook specifications of the ``balsam`` pluggy project.
 
 Every hook is prefixed ``balsam_`` and documented with the same template: a summary, ``:param:`` per

@@ -15,7 +15,7 @@ import os
 import subprocess
 import time
 from abc import ABC, abstractmethod
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -60,6 +60,9 @@ class SchedulerJobStatus:
     reason: str = ""
     #: The scheduler's own state code, kept for messages and debugging.
     native_state: str = ""
+    #: True when the job was killed for exceeding its walltime (the agent calls
+    #: ``balsam_step_timeout`` and reports "walltime of N min exceeded").
+    timed_out: bool = False
 
 
 @dataclass(frozen=True)
@@ -113,6 +116,10 @@ class SchedulerBackend(ABC):
     #: Name the backend registers under.
     name: str = ""
 
+    #: Set by the agent: a backend that learns of a state change between polls (a local process
+    #: ended) may call it so the agent polls at once instead of waiting for the next cycle. Optional.
+    state_changed: Callable[[], None] | None = None
+
     def __init__(self, site: SiteProfile) -> None:
         self.site = site
 
@@ -148,7 +155,7 @@ class SchedulerBackend(ABC):
         """
         return None
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional for backends
         """Releases resources at agent shutdown."""
 
 

@@ -50,5 +50,5 @@ class TransferBackend(ABC):
     def store(self, items: Sequence[TransferItem], cancelled: threading.Event) -> None:
         """Copies every ``item.path`` to ``item.url`` (stage-out), creating directories as needed."""
 
-    def close(self) -> None:
+    def close(self) -> None:  # noqa: B027 - optional for backends
         """Releases resources at agent shutdown."""

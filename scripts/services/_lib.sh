@@ -24,13 +24,14 @@ wait_port() {
 }
 
 # pid_of PIDFILE COMM: print the pid if the pid file names a live process whose command
-# name is COMM (guards against a stale pid file whose pid was reused)
+# name is COMM or COMM-wlm (guards against a stale pid file whose pid was reused)
 pid_of() {
-  local pid
+  local pid comm
   [ -f "$1" ] || return 1
   pid=$(tr -dc '0-9' < "$1")
   [ -n "$pid" ] && [ -r "/proc/$pid/comm" ] || return 1
-  [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = "$2" ] || return 1
+  comm=$(cat "/proc/$pid/comm" 2>/dev/null) || return 1
+  [ "$comm" = "$2" ] || [ "$comm" = "$2-wlm" ] || return 1
   echo "$pid"
 }
 
@@ -48,6 +49,26 @@ stop_pidfile() {
   rm -f "$1"
 }
 
+# svc_lock: serialise concurrent start/stop of the same service (two .ci/run at once).
+# The lock is held on fd 9: every daemon is started with `9>&-` so it does not inherit it.
+svc_lock() {
+  mkdir -p "$ARGO_CI_STATE"
+  exec 9>"$ARGO_CI_STATE/.lock-$SVC_NAME"
+  flock -w 600 9 || die "timed out waiting for the lock $ARGO_CI_STATE/.lock-$SVC_NAME"
+}
+
 need_root() { [ "$(id -u)" = 0 ] || die "must run as root"; }
 
 usage() { echo "usage: $0 start|stop|status|check|env" >&2; exit 2; }
+
+# Daemons inherit open file descriptors: close whatever the caller passed beyond stdio (a
+# CI runner's pipe kept open by a daemon could keep the runner waiting). 255 is bash's own.
+for _fd in /proc/$$/fd/*; do
+  _fd=${_fd##*/}
+  case $_fd in 0|1|2|255) ;; *) eval "exec $_fd>&-" 2>/dev/null || true ;; esac
+done
+unset _fd
+
+# Daemons inherit the working directory (globus-gridftp-server even records it as its
+# -config-base-path): start everything from / so no daemon holds on to a checkout.
+cd /
