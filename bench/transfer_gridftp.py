@@ -7,7 +7,7 @@ direct run's (target: at least 0.9).
 Needs the servers of ``scripts/services/gridftp`` and their environment (``.ci/services.env``)::
 
     set -a; . .ci/services.env; set +a
-    python plugins/balsam-gridftp/bench/transfer_gridftp.py --scheme gsiftp --runs 10 --dest-dir /dev/shm
+    .venv/bin/python bench/transfer_gridftp.py --scheme gsiftp --runs 10 --dest-dir /dev/shm
 """
 
 from __future__ import annotations
