@@ -75,7 +75,7 @@ class MonitorApi:
                                       group_identifier=query.get("group", ""))
         state = query.get("state", "")
         if state:
-            request.states.append(job_pb2.JobState.Value(f"JOB_STATE_{state.upper()}"))
+            request.states.append(job_pb2.JobState.Value(f"JOB_STATE_{state.upper()}"))  # type: ignore[arg-type]
         text = query.get("q", "").strip()
         if not text:
             reply = self.jobs.ListJobs(request, metadata=metadata, timeout=10)

@@ -13,7 +13,7 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 from argobalsam.argo.v1 import job_pb2
 
-from argo_server.notices import Mailer, MailConfig
+from argo_server.notices import MailConfig, Mailer
 
 
 class Inbox:
