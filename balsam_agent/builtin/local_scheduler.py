@@ -1,0 +1,372 @@
+"""The built-in ``local`` scheduler: steps run as processes on the agent's own machine.
+
+Decisions (documented for users in ``balsam_agent/HOOKS.md``):
+
+- **Ranks**: ranks = nodes × processes_per_node. With launch style ``mpirun`` and ``mpirun`` on PATH the
+  program runs as ``mpirun -n RANKS argv...``; otherwise it runs once as a plain process and learns the
+  rank count it was asked for from ``ARGO_RANKS`` (so a stand-in program can emulate the ranks).
+- **Detached**: each step runs under a tiny ``sh`` launcher (:mod:`balsam_agent.builtin.local_launch`) in
+  its own session and process group, so it outlives an agent restart. The scheduler id is
+  ``<launcher pid>:<its start time in clock ticks>:<job name>``: the start time tells a re-used pid
+  apart; the job name finds the exit-code file in the registry directory ``<work_root>/.local-jobs``.
+- **Walltime**: enforced at each poll; an overrun kills the process group and reports FAILED
+  "walltime of N min exceeded". Site option ``seconds_per_wall_minute`` (default 60) scales it for tests.
+- **Hold/release**: SIGSTOP / SIGCONT of the process group (the program is paused, not requeued; its
+  walltime keeps counting). **Cancel**: SIGTERM of the group, SIGKILL after ``kill_grace`` seconds
+  (site option, default 5).
+- **Polling**: one pass over all ids reading ``/proc`` (no thread per step); a watcher thread waits on
+  pidfds of all launched processes and asks the agent to poll as soon as one ends.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import select
+import shutil
+import signal
+import subprocess
+import threading
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+from balsam_agent import hookimpl
+from balsam_agent.builtin.local_launch import CLAIM_LOST, launcher_argv
+from balsam_agent.records import SchedulerRecord, SiteProfile
+from balsam_agent.scheduler import (
+    LaunchSpec,
+    SchedulerBackend,
+    SchedulerError,
+    SchedulerJobStatus,
+    SchedulerState,
+)
+
+log = logging.getLogger(__name__)
+
+_CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+
+
+def _proc_stat(pid: int) -> tuple[str, int] | None:
+    """Returns (state letter, start time in ticks) of a process, or None if there is none."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read().decode("ascii", "replace")
+    except OSError:
+        return None
+    # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
+    fields = raw[raw.rfind(")") + 2:].split()
+    return fields[0], int(fields[19])
+
+
+def group_alive(pgid: int) -> bool:
+    """Whether a process group has a member that is not a zombie.
+
+    ``killpg(pgid, 0)`` is not enough: orphaned members that ended stay zombies where PID 1 does not
+    reap (containers), and they still count as members.
+    """
+    for entry in os.scandir("/proc"):
+        if not entry.name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry.name}/stat", "rb") as handle:
+                raw = handle.read().decode("ascii", "replace")
+        except OSError:
+            continue
+        fields = raw[raw.rfind(")") + 2:].split()
+        if int(fields[2]) == pgid and fields[0] not in ("Z", "X"):
+            return True
+    return False
+
+
+def parse_scheduler_id(scheduler_id: str) -> tuple[int, int, str]:
+    """Splits a local scheduler id into (pid, start ticks, job name)."""
+    pid, start, name = scheduler_id.split(":", 2)
+    return int(pid), int(start), name
+
+
+class ExitWatcher:
+    """One thread waiting on the pidfds of many processes; calls ``notify`` when any ends."""
+
+    def __init__(self) -> None:
+        self.notify: object = None
+        self._lock = threading.Lock()
+        self._pending: list[int] = []
+        self._read, self._write = os.pipe()
+        os.set_blocking(self._write, False)
+        self._stopped = False
+        self._thread = threading.Thread(target=self._run, name="local-exit-watcher", daemon=True)
+        self._thread.start()
+
+    def watch(self, pid: int) -> None:
+        """Starts watching a process (silently skipped where pidfds are unavailable)."""
+        try:
+            fd = os.pidfd_open(pid)
+        except (OSError, AttributeError):
+            return
+        with self._lock:
+            self._pending.append(fd)
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._write, b"x")
+
+    def _run(self) -> None:
+        poller = select.poll()
+        poller.register(self._read, select.POLLIN)
+        while not self._stopped:
+            events = poller.poll()
+            ended = False
+            for fd, _ in events:
+                if fd == self._read:
+                    with contextlib.suppress(BlockingIOError):
+                        os.read(self._read, 4096)
+                    with self._lock:
+                        pending, self._pending = self._pending, []
+                    for new_fd in pending:
+                        poller.register(new_fd, select.POLLIN)
+                else:
+                    poller.unregister(fd)
+                    os.close(fd)
+                    ended = True
+            callback = self.notify
+            if ended and callable(callback):
+                callback()
+
+    def close(self) -> None:
+        """Stops the thread (the watched processes are not touched)."""
+        self._stopped = True
+        with contextlib.suppress(OSError):
+            os.write(self._write, b"x")
+        self._thread.join(timeout=2)
+
+
+class LocalScheduler(SchedulerBackend):
+    """Runs steps as detached local process groups; see the module documentation."""
+
+    name = "local"
+
+    def __init__(self, site: SiteProfile) -> None:
+        super().__init__(site)
+        root = Path(site.work_root) if site.work_root else Path.cwd() / "balsam-work"
+        self.registry = root / ".local-jobs"
+        self.registry.mkdir(parents=True, exist_ok=True)
+        self.seconds_per_minute = float(site.options.get("seconds_per_wall_minute", 60))
+        self.kill_grace = float(site.options.get("kill_grace", 5))
+        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._meta: dict[str, dict[str, float]] = {}
+        self._lock = threading.Lock()
+        self._watcher = ExitWatcher()
+        self._watcher.notify = self._changed
+
+    def _changed(self) -> None:
+        callback = self.state_changed
+        if callback is not None:
+            callback()
+
+    # --- files of one job in the registry ---
+
+    def _path(self, job_name: str, suffix: str) -> Path:
+        return self.registry / f"{job_name}.{suffix}"
+
+    def _read_meta(self, job_name: str) -> dict[str, float]:
+        meta = self._meta.get(job_name)
+        if meta is None:
+            try:
+                meta = json.loads(self._path(job_name, "json").read_text())
+            except (OSError, ValueError):
+                meta = {}
+            self._meta[job_name] = meta
+        return meta
+
+    # --- the SchedulerBackend API ---
+
+    def submit(self, spec: LaunchSpec) -> str:
+        """Starts the step detached under the launcher and returns ``pid:start:job_name``."""
+        existing = self.find_by_name(spec.job_name)
+        if existing is not None:
+            return existing
+        program = list(spec.argv)
+        if self.site.launch_style == "mpirun" and shutil.which("mpirun"):
+            program = ["mpirun", "-n", str(spec.ranks), *program]
+        meta = {"wall_minutes": float(spec.wall_minutes), "started": time.time()}
+        meta_path = self._path(spec.job_name, "json")
+        meta_path.write_text(json.dumps(meta))
+        self._meta[spec.job_name] = meta
+        env = dict(os.environ)
+        env.update(spec.env)
+        env.setdefault("ARGO_RANKS", str(spec.ranks))
+        stdout = spec.stdout_path or spec.workdir / "stdout.txt"
+        stderr = spec.stderr_path or spec.workdir / "stderr.txt"
+        try:
+            with open(stdout, "ab") as out, open(stderr, "ab") as err:
+                proc = subprocess.Popen(
+                    launcher_argv(str(self._path(spec.job_name, "pid")),
+                                  str(self._path(spec.job_name, "exit")), program),
+                    cwd=spec.workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                    start_new_session=True, close_fds=True,
+                )
+        except OSError as exc:
+            raise SchedulerError(f"cannot start {program[0]}: {exc.strerror or exc}", transient=False) from exc
+        stat = _proc_stat(proc.pid)
+        start = stat[1] if stat else 0
+        scheduler_id = f"{proc.pid}:{start}:{spec.job_name}"
+        with self._lock:
+            self._children[proc.pid] = proc
+        self._path(spec.job_name, "id").write_text(scheduler_id)
+        self._watcher.watch(proc.pid)
+        return scheduler_id
+
+    def find_by_name(self, job_name: str) -> str | None:
+        """Finds a launch of this step attempt from its registry files (after an agent crash)."""
+        try:
+            return self._path(job_name, "id").read_text().strip() or None
+        except OSError:
+            pass
+        try:
+            pid = int(self._path(job_name, "pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+        # The launcher claimed the attempt but the agent died before recording the id.
+        stat = _proc_stat(pid)
+        return f"{pid}:{stat[1] if stat else 0}:{job_name}"
+
+    def _alive(self, pid: int, start: int, job_name: str) -> tuple[bool, str]:
+        """Whether the launcher still runs, and its /proc state letter."""
+        with self._lock:
+            proc = self._children.get(pid)
+        if proc is not None:
+            if proc.poll() is not None:  # reaps our own child
+                with self._lock:
+                    self._children.pop(pid, None)
+                if proc.returncode == CLAIM_LOST:
+                    return False, "claim-lost"
+                return False, "X"
+            stat = _proc_stat(pid)
+            return True, stat[0] if stat else "R"
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in ("Z", "X"):
+            return False, "X"
+        if start and stat[1] != start:
+            return False, "X"  # the pid now belongs to another process
+        if not start and self._path(job_name, "exit").exists():
+            return False, "X"
+        return True, stat[0]
+
+    def poll(self, scheduler_ids: Sequence[str]) -> dict[str, SchedulerJobStatus]:
+        """One pass over every id: /proc for the living, the exit-code file for the ended."""
+        result: dict[str, SchedulerJobStatus] = {}
+        now = time.time()
+        for scheduler_id in scheduler_ids:
+            try:
+                pid, start, job_name = parse_scheduler_id(scheduler_id)
+            except ValueError:
+                continue
+            alive, letter = self._alive(pid, start, job_name)
+            if alive:
+                result[scheduler_id] = self._living_status(scheduler_id, pid, job_name, letter, now)
+            else:
+                result[scheduler_id] = self._ended_status(scheduler_id, job_name)
+        return result
+
+    def _living_status(self, scheduler_id: str, pid: int, job_name: str, letter: str,
+                       now: float) -> SchedulerJobStatus:
+        meta = self._read_meta(job_name)
+        wall = meta.get("wall_minutes", 0.0)
+        if wall > 0 and now - meta.get("started", now) > wall * self.seconds_per_minute:
+            self._path(job_name, "walltime").touch()
+            self._kill_group(pid, grace=0.0)
+            return self._timeout_status(scheduler_id, wall)
+        if letter in ("T", "t"):
+            return SchedulerJobStatus(scheduler_id, SchedulerState.HELD, reason="stopped (SIGSTOP)",
+                                      native_state=letter)
+        return SchedulerJobStatus(scheduler_id, SchedulerState.RUNNING, native_state=letter)
+
+    @staticmethod
+    def _timeout_status(scheduler_id: str, wall: float) -> SchedulerJobStatus:
+        return SchedulerJobStatus(scheduler_id, SchedulerState.FAILED,
+                                  reason=f"walltime of {wall:g} min exceeded", native_state="walltime",
+                                  timed_out=True)
+
+    def _ended_status(self, scheduler_id: str, job_name: str) -> SchedulerJobStatus:
+        if self._path(job_name, "walltime").exists():
+            return self._timeout_status(scheduler_id, self._read_meta(job_name).get("wall_minutes", 0.0))
+        if self._path(job_name, "cancelled").exists():
+            return SchedulerJobStatus(scheduler_id, SchedulerState.CANCELLED, reason="cancelled",
+                                      native_state="cancelled")
+        try:
+            exit_code: int | None = int(self._path(job_name, "exit").read_text().strip())
+        except (OSError, ValueError):
+            exit_code = None
+        if exit_code == 0:
+            return SchedulerJobStatus(scheduler_id, SchedulerState.COMPLETED, exit_code=0, native_state="exited")
+        if exit_code is None:
+            return SchedulerJobStatus(scheduler_id, SchedulerState.FAILED,
+                                      reason="the process ended without an exit code (killed by a signal?)",
+                                      native_state="lost")
+        return SchedulerJobStatus(scheduler_id, SchedulerState.FAILED, exit_code=exit_code,
+                                  reason=f"program exited with code {exit_code}", native_state="exited")
+
+    def _kill_group(self, pid: int, grace: float) -> None:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGCONT)  # a stopped group cannot act on SIGTERM
+            os.killpg(pid, signal.SIGTERM if grace > 0 else signal.SIGKILL)
+        if grace <= 0:
+            return
+        deadline = time.monotonic() + grace
+        while time.monotonic() < deadline:
+            self._reap(pid)
+            if not group_alive(pid):
+                return
+            time.sleep(0.05)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(pid, signal.SIGKILL)
+        deadline = time.monotonic() + 2.0
+        while time.monotonic() < deadline and self._reap(pid) is None:
+            time.sleep(0.02)
+
+    def _reap(self, pid: int) -> int | None:
+        """Reaps the launcher if it is this agent's child (a zombie still counts as a group member)."""
+        with self._lock:
+            proc = self._children.get(pid)
+        return proc.poll() if proc is not None else 0
+
+    def cancel(self, scheduler_id: str) -> None:
+        """SIGTERM to the step's process group, SIGKILL after the grace period."""
+        pid, _, job_name = parse_scheduler_id(scheduler_id)
+        self._path(job_name, "cancelled").touch()
+        self._kill_group(pid, grace=self.kill_grace)
+
+    def hold(self, scheduler_id: str) -> None:
+        """Pauses the step's process group (SIGSTOP)."""
+        self._signal(scheduler_id, signal.SIGSTOP)
+
+    def release(self, scheduler_id: str) -> None:
+        """Resumes the step's process group (SIGCONT)."""
+        self._signal(scheduler_id, signal.SIGCONT)
+
+    @staticmethod
+    def _signal(scheduler_id: str, signum: int) -> None:
+        pid, _, _ = parse_scheduler_id(scheduler_id)
+        try:
+            os.killpg(pid, signum)
+        except ProcessLookupError:
+            pass  # it just ended: the next poll reports how
+        except PermissionError as exc:
+            raise SchedulerError(f"cannot signal process group {pid}: {exc}", transient=False) from exc
+
+    def close(self) -> None:
+        """Stops the exit watcher; the steps' processes keep running (a restarted agent re-attaches)."""
+        self._watcher.close()
+
+
+@hookimpl
+def balsam_schedulers() -> list[SchedulerRecord]:
+    """Offers the ``local`` scheduler."""
+    return [SchedulerRecord(name="local", backend=LocalScheduler)]
+
+
+@hookimpl
+def balsam_sites() -> list[SiteProfile]:
+    """Offers the ``local`` site: this machine, plain processes, a short poll interval."""
+    return [SiteProfile(name="local", scheduler="local", launch_style="plain", poll_interval=0.5)]

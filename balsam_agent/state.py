@@ -1,0 +1,183 @@
+"""The agent's own SQLite database: every step attempt it accepted, the envelopes it has seen, and
+the outbox of status updates not yet confirmed by the broker.
+
+SQLite in WAL mode, written through the standard library: the agent's writes are small and batched
+(one transaction per engine cycle), and two connections are enough (the engine and the publisher).
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import time
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+SCHEMA = """
+CREATE TABLE IF NOT EXISTS steps (
+    step_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    job_id TEXT NOT NULL,
+    step_index INTEGER NOT NULL,
+    phase TEXT NOT NULL,
+    state INTEGER NOT NULL,
+    resume_state INTEGER NOT NULL DEFAULT 0,
+    sequence INTEGER NOT NULL,
+    scheduler_id TEXT NOT NULL DEFAULT '',
+    workdir TEXT NOT NULL,
+    envelope BLOB NOT NULL,
+    held INTEGER NOT NULL DEFAULT 0,
+    cancel_requested INTEGER NOT NULL DEFAULT 0,
+    terminal INTEGER NOT NULL DEFAULT 0,
+    exit_code INTEGER,
+    created REAL NOT NULL,
+    updated REAL NOT NULL,
+    PRIMARY KEY (step_id, attempt)
+);
+CREATE INDEX IF NOT EXISTS steps_active ON steps (terminal);
+CREATE TABLE IF NOT EXISTS envelopes (
+    step_id TEXT NOT NULL,
+    attempt INTEGER NOT NULL,
+    sequence INTEGER NOT NULL,
+    received REAL NOT NULL,
+    PRIMARY KEY (step_id, attempt, sequence)
+);
+CREATE TABLE IF NOT EXISTS outbox (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    body BLOB NOT NULL,
+    created REAL NOT NULL,
+    sent REAL
+);
+CREATE INDEX IF NOT EXISTS outbox_unsent ON outbox (id) WHERE sent IS NULL;
+"""
+
+STEP_COLUMNS = ("step_id", "attempt", "job_id", "step_index", "phase", "state", "resume_state", "sequence",
+                "scheduler_id", "workdir", "envelope", "held", "cancel_requested", "terminal", "exit_code",
+                "created", "updated")
+
+
+@dataclass
+class StepRow:
+    """One step attempt as stored."""
+
+    step_id: str
+    attempt: int
+    job_id: str
+    step_index: int
+    phase: str
+    state: int
+    resume_state: int
+    sequence: int
+    scheduler_id: str
+    workdir: str
+    envelope: bytes
+    held: bool
+    cancel_requested: bool
+    terminal: bool
+    exit_code: int | None
+    created: float
+    updated: float
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """Opens (and creates) the agent database in WAL mode."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
+    conn.execute("PRAGMA journal_mode=WAL")
+    # NORMAL is durable across an agent crash (only an OS crash may lose the last commit in WAL mode).
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.executescript(SCHEMA)
+    return conn
+
+
+class StateStore:
+    """The engine's view of the database: steps, seen envelopes, outbox inserts, in transactions."""
+
+    def __init__(self, path: Path) -> None:
+        self.path = path
+        self.conn = connect(path)
+
+    def begin(self) -> None:
+        """Starts a write transaction."""
+        self.conn.execute("BEGIN IMMEDIATE")
+
+    def commit(self) -> None:
+        """Commits the current transaction."""
+        self.conn.execute("COMMIT")
+
+    def rollback(self) -> None:
+        """Rolls the current transaction back."""
+        if self.conn.in_transaction:
+            self.conn.execute("ROLLBACK")
+
+    def seen_envelope(self, step_id: str, attempt: int, sequence: int) -> bool:
+        """Records an envelope key; returns True when it was already recorded (a duplicate)."""
+        cur = self.conn.execute(
+            "INSERT OR IGNORE INTO envelopes (step_id, attempt, sequence, received) VALUES (?, ?, ?, ?)",
+            (step_id, attempt, sequence, time.time()))
+        return cur.rowcount == 0
+
+    def latest_attempt(self, step_id: str) -> int:
+        """The highest attempt of a step the agent has stored (0 when none)."""
+        row = self.conn.execute("SELECT MAX(attempt) FROM steps WHERE step_id = ?", (step_id,)).fetchone()
+        return int(row[0] or 0)
+
+    def save_step(self, row: StepRow) -> None:
+        """Inserts or replaces a step attempt."""
+        values = tuple(getattr(row, column) for column in STEP_COLUMNS)
+        placeholders = ", ".join("?" for _ in STEP_COLUMNS)
+        self.conn.execute(f"INSERT OR REPLACE INTO steps ({', '.join(STEP_COLUMNS)}) VALUES ({placeholders})",
+                          values)
+
+    def add_outbox(self, bodies: Iterable[bytes]) -> None:
+        """Queues serialized status updates for the publisher."""
+        now = time.time()
+        self.conn.executemany("INSERT INTO outbox (body, created) VALUES (?, ?)", ((b, now) for b in bodies))
+
+    def active_steps(self) -> Iterator[StepRow]:
+        """Every step attempt not yet terminal (for recovery at start)."""
+        cursor = self.conn.execute(f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE terminal = 0")
+        for values in cursor.fetchall():
+            yield StepRow(*values)
+
+    def get_step(self, step_id: str, attempt: int) -> StepRow | None:
+        """One stored step attempt."""
+        values = self.conn.execute(
+            f"SELECT {', '.join(STEP_COLUMNS)} FROM steps WHERE step_id = ? AND attempt = ?",
+            (step_id, attempt)).fetchone()
+        return StepRow(*values) if values else None
+
+    def close(self) -> None:
+        """Closes the connection."""
+        self.conn.close()
+
+
+class OutboxReader:
+    """The publisher's connection: reads unsent updates and marks them sent."""
+
+    def __init__(self, path: Path) -> None:
+        self.conn = connect(path)
+
+    def unsent(self, limit: int) -> list[tuple[int, bytes]]:
+        """Oldest unsent updates, in the order they were produced."""
+        return [(int(i), bytes(b)) for i, b in self.conn.execute(
+            "SELECT id, body FROM outbox WHERE sent IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()]
+
+    def mark_sent(self, ids: list[int]) -> None:
+        """Marks updates confirmed by the broker."""
+        now = time.time()
+        self.conn.execute("BEGIN IMMEDIATE")
+        self.conn.executemany("UPDATE outbox SET sent = ? WHERE id = ?", ((now, i) for i in ids))
+        self.conn.execute("COMMIT")
+
+    def count_unsent(self) -> int:
+        """Number of updates still waiting for the broker."""
+        return int(self.conn.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()[0])
+
+    def purge_sent(self, older_than: float) -> None:
+        """Deletes updates confirmed more than ``older_than`` seconds ago."""
+        self.conn.execute("DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?", (time.time() - older_than,))
+
+    def close(self) -> None:
+        """Closes the connection."""
+        self.conn.close()
