@@ -1,6 +1,6 @@
 """The built-in ``local`` scheduler: steps run as processes on the agent's own machine.
 
-Decisions (documented for users in ``balsam_agent/HOOKS.md``):
+Decisions (documented for users in ``the README's "Plugin hooks" section``):
 
 - **Ranks**: ranks = nodes × processes_per_node. With launch style ``mpirun`` and ``mpirun`` on PATH the
   program runs as ``mpirun -n RANKS argv...``; otherwise it runs once as a plain process and learns the
