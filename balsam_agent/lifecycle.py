@@ -186,7 +186,7 @@ class PhaseRunner:
             for source in run.assign.inputs:
                 path = path_in_workdir(run.workdir, source.name, "input file")
                 path.parent.mkdir(parents=True, exist_ok=True)
-                groups[url_scheme(source.source_url)].append(TransferItem(source.source_url, path))
+                groups[url_scheme(source.source_url)].append(TransferItem(source.source_url, path, run.workdir))
             for scheme, items in groups.items():
                 self.transfers(scheme).fetch(items, run.cancelled)
         except (TransferError, Rejected) as exc:
@@ -236,7 +236,7 @@ class PhaseRunner:
                 if not path.exists():
                     raise PhaseFailed(f"stage-out failed: output file {item.name!r} was not produced")
                 for url in item.destination_urls:
-                    groups[url_scheme(url)].append(TransferItem(url, path))
+                    groups[url_scheme(url)].append(TransferItem(url, path, run.workdir))
             for scheme, items in groups.items():
                 self.transfers(scheme).store(items, run.cancelled)
         except (TransferError, Rejected) as exc:

@@ -23,6 +23,8 @@ class TransferItem:
 
     url: str
     path: Path
+    #: The step's working directory, which ``path`` must stay inside (backends re-check it).
+    workdir: Path | None = None
 
 
 class TransferError(Exception):

@@ -71,7 +71,7 @@ def check_local_path(item: TransferItem, site: SiteProfile, what: str) -> Path:
 
     :raises TransferError: for a path that resolves (through ``..`` or symbolic links) outside it.
     """
-    workdir_text = getattr(item, "workdir", None) or site.work_root
+    workdir_text = item.workdir or site.work_root
     workdir = Path(workdir_text) if workdir_text else None
     path = item.path
     if not path.is_absolute():

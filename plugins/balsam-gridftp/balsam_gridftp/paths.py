@@ -64,7 +64,7 @@ def workdir_of(item: TransferItem, site: SiteProfile) -> Path | None:
     The step's own working directory when the agent passes one (a ``workdir`` attribute on the item),
     else the site's ``work_root`` under which every step directory is made; ``None`` when neither is known.
     """
-    workdir = getattr(item, "workdir", None) or site.work_root
+    workdir = item.workdir or site.work_root
     return Path(workdir) if workdir else None
 
 
