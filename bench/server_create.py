@@ -11,7 +11,6 @@ to RabbitMQ under a throw-away prefix whose queues are deleted at the end.
 from __future__ import annotations
 
 import argparse
-import os
 import sys
 import tempfile
 import threading
@@ -21,15 +20,12 @@ from collections.abc import Callable
 from pathlib import Path
 
 import grpc
-import pika
 from argobalsam.argo.v1 import argo_service_pb2 as api
 from argobalsam.argo.v1 import argo_service_pb2_grpc, job_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _server_proc import ServerChild  # noqa: E402
-
-AMQP_URL = os.environ.get("ARGO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+from server_common import ServerChild, delete_broker_objects  # noqa: E402
 
 
 def rate(callers: int, seconds: float, call: Callable[[], None]) -> float:
@@ -58,17 +54,6 @@ def job(number: int) -> job_pb2.Job:
     return job_pb2.Job(owner="bench", group_identifier="bench", steps=[job_pb2.Step(
         target_site="local", executable="/bin/true", executable_args=[str(number)], nodes=1,
         input_files=["in.dat"], output_files=["out.dat"])])
-
-
-def cleanup(prefix: str) -> None:
-    """Deletes the benchmark's queues and exchanges."""
-    connection = pika.BlockingConnection(pika.URLParameters(AMQP_URL))
-    channel = connection.channel()
-    for queue in (f"{prefix}.assign.local", f"{prefix}.status", f"{prefix}.dead"):
-        channel.queue_delete(queue)
-    for exchange in ("assign", "status", "dead"):
-        channel.exchange_delete(f"{prefix}.{exchange}")
-    connection.close()
 
 
 def main() -> None:
@@ -108,7 +93,7 @@ def main() -> None:
             channel.close()
         finally:
             server.stop()
-            cleanup(prefix)
+            delete_broker_objects(prefix)
 
 
 if __name__ == "__main__":

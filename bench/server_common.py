@@ -1,4 +1,4 @@
-"""Helpers of the server benchmarks: run ``argo-server`` in a child process and wait for its port."""
+"""Shared helpers of the server benchmarks (not a benchmark itself): run ``argo-server`` in a child process."""
 
 from __future__ import annotations
 
@@ -52,3 +52,17 @@ class ServerChild:
             self.process.wait(30)
         except subprocess.TimeoutExpired:
             self.process.kill()
+
+
+def delete_broker_objects(prefix: str) -> None:
+    """Deletes the queues and exchanges a benchmark server declared under ``prefix``."""
+    import pika
+
+    url = os.environ.get("ARGO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
+    connection = pika.BlockingConnection(pika.URLParameters(url))
+    channel = connection.channel()
+    for queue in (f"{prefix}.assign.local", f"{prefix}.status", f"{prefix}.dead"):
+        channel.queue_delete(queue)
+    for exchange in ("assign", "status", "dead"):
+        channel.exchange_delete(f"{prefix}.{exchange}")
+    connection.close()

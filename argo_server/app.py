@@ -1,0 +1,127 @@
+"""Assembly of the server: gRPC services, health and reflection, the outbox relay, the status consumer
+and the WatchJobs poller, with a graceful stop."""
+
+from __future__ import annotations
+
+import ipaddress
+import logging
+from concurrent import futures
+
+import grpc
+from argobalsam.argo.v1 import (
+    argo_service_pb2,
+    argo_service_pb2_grpc,
+    site_service_pb2,
+    site_service_pb2_grpc,
+)
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from . import schema
+from .config import ServerConfig
+from .consumer import StatusConsumer
+from .db import Database
+from .relay import OutboxRelay
+from .service import ArgoService
+from .sites import SiteService
+from .store import JobStore
+from .supervisor import Supervised
+from .watch import EventPoller
+
+log = logging.getLogger(__name__)
+
+SERVICE_NAMES = (
+    argo_service_pb2.DESCRIPTOR.services_by_name["ArgoService"].full_name,
+    site_service_pb2.DESCRIPTOR.services_by_name["SiteService"].full_name,
+)
+
+
+def is_loopback(listen: str) -> bool:
+    """Whether ``HOST:PORT`` names a loopback address."""
+    host = listen.rsplit(":", 1)[0].strip("[]")
+    if host == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host).is_loopback
+    except ValueError:
+        return False
+
+
+def create_server(config: ServerConfig, store: JobStore, poller: EventPoller
+                  ) -> tuple[grpc.Server, int, health.HealthServicer]:
+    """A gRPC server with ArgoService, SiteService, health checking and reflection, bound (not started).
+
+    Returns the server, the bound port (useful with port 0) and the health servicer."""
+    if not config.allow_remote and not is_loopback(config.listen):
+        raise ValueError(f"refusing to listen on {config.listen}: without authentication the server binds "
+                         "loopback only (pass --allow-remote to override)")
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc"))
+    argo_service_pb2_grpc.add_ArgoServiceServicer_to_server(
+        ArgoService(store, poller, config.known_sites), server)
+    site_service_pb2_grpc.add_SiteServiceServicer_to_server(
+        SiteService(store.db, config.site_offline_after), server)
+    health_servicer = health.HealthServicer(experimental_non_blocking=True)
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    for name in (*SERVICE_NAMES, ""):
+        health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
+    reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
+    port = server.add_insecure_port(config.listen)
+    if port == 0:
+        raise OSError(f"cannot listen on {config.listen}")
+    return server, port, health_servicer
+
+
+class ServerProcess:
+    """The whole server: database (migrated on start), gRPC, relay, consumer and watch poller."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        self.config = config.resolved()
+        self.db = Database(self.config.database_url)
+        self.relay = OutboxRelay(self.db, self.config.amqp_url, self.config.amqp_prefix,
+                                 self.config.relay_poll_interval)
+        self.store = JobStore(self.db, self.config.data_root, on_outbox=self.relay.notify)
+        self.consumer = StatusConsumer(self.store, self.config.amqp_url, self.config.amqp_prefix,
+                                       self.config.status_prefetch, on_applied=self.relay.notify)
+        self.poller = EventPoller(self.store, self.config.watch_poll_interval)
+        self.supervised = [Supervised("outbox-relay", self.relay.loop),
+                           Supervised("status-consumer", self.consumer.loop)]
+        self.server: grpc.Server | None = None
+        self.health: health.HealthServicer | None = None
+        self.port = 0
+
+    def start(self) -> int:
+        """Migrates the database, starts everything and returns the gRPC port."""
+        schema.upgrade(self.db.engine)
+        self.server, self.port, self.health = create_server(self.config, self.store, self.poller)
+        self.poller.start()
+        if self.config.run_background:
+            for loop in self.supervised:
+                loop.start()
+        self.server.start()
+        host = self.config.listen.rsplit(":", 1)[0]
+        log.info("argo-server listening on %s:%d (database %s, broker prefix %r)", host, self.port,
+                 self.db.engine.url.render_as_string(hide_password=True), self.config.amqp_prefix)
+        return self.port
+
+    def stop(self, grace: float = 5.0) -> None:
+        """Stops taking calls, lets running calls finish for ``grace`` seconds, then stops the loops."""
+        if self.health is not None:
+            self.health.enter_graceful_shutdown()
+        self.poller.stop()
+        if self.server is not None:
+            self.server.stop(grace).wait()
+        for loop in self.supervised:
+            loop.stop()
+        self.db.dispose()
+
+    def wait(self) -> None:
+        """Blocks until the gRPC server stops."""
+        if self.server is not None:
+            self.server.wait_for_termination()
+
+
+def run(config: ServerConfig) -> ServerProcess:
+    """Starts a server process (the caller stops it)."""
+    process = ServerProcess(config)
+    process.start()
+    return process

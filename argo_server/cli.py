@@ -1,0 +1,88 @@
+"""``argo-server``: run the server, or ``argo-server db upgrade`` to migrate its database."""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import logging
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+from types import FrameType
+
+from .config import ServerConfig
+
+log = logging.getLogger("argo_server")
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="argo-server", description="ARGO server: durable workflows over gRPC.")
+    parser.add_argument("--config", help="YAML file of settings (command-line options win)")
+    parser.add_argument("--listen", help="HOST:PORT to listen on (default 127.0.0.1:50051)")
+    parser.add_argument("--database-url", help="SQLAlchemy URL (default: SQLite in $ARGO_HOME)")
+    parser.add_argument("--amqp-url", help="RabbitMQ URL")
+    parser.add_argument("--amqp-prefix", help="prefix of exchange and queue names (default argo)")
+    parser.add_argument("--data-root", help="URL of the jobs' data area")
+    parser.add_argument("--site", action="append", dest="sites", metavar="NAME",
+                        help="a known site (repeat); when given, jobs for other sites are refused")
+    parser.add_argument("--allow-remote", action="store_true",
+                        help="allow a non-loopback listen address (there is no authentication yet)")
+    parser.add_argument("--log-level", default="INFO")
+    parser.add_argument("command", nargs="*", help="'db upgrade' to migrate the database and exit")
+    return parser
+
+
+def build_config(args: argparse.Namespace) -> ServerConfig:
+    """Defaults, then the config file, then ``ARGO_*`` environment variables, then options."""
+    config = ServerConfig.from_file(args.config) if args.config else ServerConfig()
+    config = config.with_env()
+    overrides = {"listen": args.listen, "database_url": args.database_url, "amqp_url": args.amqp_url,
+                 "amqp_prefix": args.amqp_prefix, "data_root": args.data_root, "known_sites": args.sites}
+    config = dataclasses.replace(config, **{key: value for key, value in overrides.items() if value})
+    if args.allow_remote:
+        config = dataclasses.replace(config, allow_remote=True)
+    return config.resolved()
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Entry point of the ``argo-server`` console script."""
+    args = _parser().parse_args(argv)
+    logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    config = build_config(args)
+    if args.command:
+        if list(args.command) != ["db", "upgrade"]:
+            print(f"argo-server: unknown command {' '.join(args.command)!r}; valid: 'db upgrade'",
+                  file=sys.stderr)
+            return 2
+        from .db import make_engine
+        from .schema import upgrade
+        engine = make_engine(config.database_url)
+        upgrade(engine)
+        engine.dispose()
+        return 0
+
+    from .app import ServerProcess
+    process = ServerProcess(config)
+    try:
+        process.start()
+    except ValueError as error:
+        print(f"argo-server: {error}", file=sys.stderr)
+        return 2
+    stopping = threading.Event()
+
+    def _stop(signum: int, _frame: FrameType | None) -> None:
+        log.info("received %s, stopping", signal.Signals(signum).name)
+        stopping.set()
+
+    signal.signal(signal.SIGTERM, _stop)
+    signal.signal(signal.SIGINT, _stop)
+    while not stopping.wait(1.0):
+        pass
+    process.stop(grace=5.0)
+    log.info("stopped")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,85 @@
+"""Server configuration: defaults, environment variables and an optional YAML file."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+DEFAULT_LISTEN = "127.0.0.1:50051"
+DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
+
+#: Environment variables read by :meth:`ServerConfig.from_env`, mapped to config fields.
+ENV_VARS = {
+    "ARGO_DATABASE_URL": "database_url",
+    "ARGO_AMQP_URL": "amqp_url",
+    "ARGO_AMQP_PREFIX": "amqp_prefix",
+    "ARGO_DATA_ROOT": "data_root",
+    "ARGO_LISTEN": "listen",
+}
+
+
+def state_dir() -> Path:
+    """Directory of the server's default state: ``$ARGO_HOME`` or ``~/.local/state/argo``."""
+    home = os.environ.get("ARGO_HOME")
+    return Path(home) if home else Path.home() / ".local" / "state" / "argo"
+
+
+@dataclass
+class ServerConfig:
+    """Everything the server needs to run. Empty strings mean "the default under the state dir"."""
+
+    listen: str = DEFAULT_LISTEN
+    database_url: str = ""
+    amqp_url: str = DEFAULT_AMQP_URL
+    amqp_prefix: str = "argo"
+    data_root: str = ""
+    #: When set, CreateJob refuses steps whose target site is not listed.
+    known_sites: list[str] | None = None
+    #: A site whose last heartbeat is older than this is reported offline.
+    site_offline_after: float = 30.0
+    #: Refuse to bind a non-loopback address unless set (there is no authentication yet).
+    allow_remote: bool = False
+    #: Worker threads of the gRPC server.
+    max_workers: int = 16
+    #: Seconds between outbox polls when nothing wakes the relay (other replicas' rows, retries).
+    relay_poll_interval: float = 0.5
+    #: Seconds between job_events polls of the WatchJobs poller.
+    watch_poll_interval: float = 0.1
+    #: Messages prefetched by the status consumer (and the most applied in one transaction).
+    status_prefetch: int = 200
+    #: Start the outbox relay and the status consumer with the server (off for pure-API tests).
+    run_background: bool = True
+
+    def resolved(self) -> ServerConfig:
+        """Returns a copy with the state-dir defaults filled in."""
+        copy = dataclasses.replace(self)
+        if not copy.database_url:
+            copy.database_url = f"sqlite:///{state_dir() / 'argo.db'}"
+        if not copy.data_root:
+            copy.data_root = (state_dir() / "data").as_uri()
+        copy.data_root = copy.data_root.rstrip("/")
+        return copy
+
+    def with_env(self, environ: dict[str, str] | None = None) -> ServerConfig:
+        """Returns a copy with the ``ARGO_*`` environment variables applied."""
+        environ = dict(os.environ) if environ is None else environ
+        values: dict[str, Any] = {attr: environ[var] for var, attr in ENV_VARS.items() if environ.get(var)}
+        return dataclasses.replace(self, **values)
+
+    @classmethod
+    def from_file(cls, path: str | Path) -> ServerConfig:
+        """Reads a YAML mapping of field names (``database_url: ...``, ``known_sites: [...]``)."""
+        data: Any = yaml.safe_load(Path(path).read_text()) or {}
+        if not isinstance(data, dict):
+            raise ValueError(f"{path}: expected a mapping of settings")
+        names = {f.name for f in dataclasses.fields(cls)}
+        unknown = sorted(set(data) - names)
+        if unknown:
+            raise ValueError(f"{path}: unknown settings {unknown}; valid: {sorted(names)}")
+        return cls(**data)
+

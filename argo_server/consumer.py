@@ -1,0 +1,136 @@
+"""The status consumer: applies agents' reports from ``<prefix>.status``.
+
+Messages are taken in batches (up to the prefetch count) and applied in one database transaction; they
+are acked only after the commit. A malformed body, or a report about a job the server does not know,
+is dead-lettered (``basic_nack(requeue=False)`` → ``<prefix>.dead``) and the consumer goes on. Status
+updates are idempotent by (step id, attempt, sequence): duplicates, reordered and stale updates change
+nothing. Heartbeats update the sites table.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Callable
+from dataclasses import dataclass
+
+import pika
+from argobalsam.balsam.v1 import status_pb2
+from google.protobuf.message import DecodeError
+from pika.adapters.blocking_connection import BlockingChannel
+from sqlalchemy import Connection
+
+from . import topology
+from .ids import parse_step_id
+from .sites import record_heartbeat
+from .store import JobStore, ReportResult
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class ConsumerStats:
+    """Counters of what the consumer did (read by tests, benchmarks and logs)."""
+
+    messages: int = 0
+    updates_applied: int = 0
+    duplicates: int = 0
+    stale: int = 0
+    refused: int = 0
+    heartbeats: int = 0
+    dead_lettered: int = 0
+
+
+class StatusConsumer:
+    """Consumes AgentReports; :meth:`loop` runs under a :class:`~argo_server.supervisor.Supervised`."""
+
+    def __init__(self, store: JobStore, amqp_url: str, prefix: str, prefetch: int = 200,
+                 on_applied: Callable[[], None] | None = None) -> None:
+        self.store = store
+        self.amqp_url = amqp_url
+        self.prefix = prefix
+        self.prefetch = prefetch
+        self.stats = ConsumerStats()
+        self.connection: pika.BlockingConnection | None = None
+        self._on_applied = on_applied or (lambda: None)
+
+    def loop(self, stop: threading.Event) -> None:
+        """Connects, declares the topology and consumes until ``stop`` is set (raises on failure)."""
+        parameters = pika.URLParameters(self.amqp_url)
+        # Named, so that an operator (or a test) can find it in `rabbitmqctl list_connections`.
+        parameters.client_properties = {"connection_name": f"argo-server status consumer {self.prefix}"}
+        connection = pika.BlockingConnection(parameters)
+        self.connection = connection
+        try:
+            channel = connection.channel()
+            topology.declare_status(channel, self.prefix)
+            channel.basic_qos(prefetch_count=self.prefetch)
+            pending: list[tuple[int, bytes]] = []
+            queue = topology.status_name(self.prefix)
+            for method, _properties, body in channel.consume(queue, inactivity_timeout=0.2):
+                if method is not None:
+                    pending.append((method.delivery_tag, body))
+                    if len(pending) < self.prefetch and channel.get_waiting_message_count() > 0:
+                        continue
+                if pending:
+                    self.handle_batch(channel, pending)
+                    pending = []
+                if stop.is_set():
+                    break
+            channel.cancel()
+        finally:
+            self.connection = None
+            if connection.is_open:
+                connection.close()
+
+    def handle_batch(self, channel: BlockingChannel, deliveries: list[tuple[int, bytes]]) -> None:
+        """Applies a batch of deliveries in one transaction, then acks (or dead-letters) each."""
+        reports: list[tuple[int, status_pb2.AgentReport]] = []
+        for tag, body in deliveries:
+            try:
+                report = status_pb2.AgentReport.FromString(body)
+            except DecodeError:
+                report = None
+            if report is None or not report.site or report.WhichOneof("report") is None:
+                log.warning("dead-lettering malformed status message (%d bytes)", len(body))
+                self.stats.dead_lettered += 1
+                channel.basic_nack(tag, requeue=False)
+                continue
+            reports.append((tag, report))
+        if not reports:
+            return
+        bad_tags, result, heartbeats = self.store.db.run(lambda connection: self._apply(connection, reports))
+        self.stats.messages += len(reports)
+        self.stats.updates_applied += result.applied
+        self.stats.duplicates += result.duplicates
+        self.stats.stale += result.stale
+        self.stats.refused += result.refused
+        self.stats.heartbeats += heartbeats
+        for tag, _report in reports:
+            if tag in bad_tags:
+                self.stats.dead_lettered += 1
+                channel.basic_nack(tag, requeue=False)
+            else:
+                channel.basic_ack(tag)
+        if result.applied:
+            self._on_applied()
+
+    def _apply(self, connection: Connection, reports: list[tuple[int, status_pb2.AgentReport]]
+               ) -> tuple[set[int], ReportResult, int]:
+        result = ReportResult()
+        heartbeats = 0
+        updates: list[status_pb2.StatusUpdate] = []
+        owners: list[int] = []
+        for tag, report in reports:
+            if report.HasField("heartbeat"):
+                record_heartbeat(connection, report.site, report.heartbeat)
+                heartbeats += 1
+            else:
+                updates.extend(report.status.updates)
+                owners.extend(tag for _ in report.status.updates)
+        # Lock the jobs in one order, so that two replicas applying overlapping batches cannot deadlock.
+        job_ids = sorted({parsed[0] for update in updates if (parsed := parse_step_id(update.step_id))})
+        unknown = self.store.apply_updates(connection, updates, result, lock_order=job_ids)
+        for position in sorted(unknown):
+            log.warning("dead-lettering status for unknown step %r", updates[position].step_id)
+        return {owners[position] for position in unknown}, result, heartbeats

@@ -1,0 +1,153 @@
+"""Engines and transactions for SQLite, PostgreSQL and MySQL/MariaDB.
+
+Writes go through :meth:`Database.write`, one short transaction per call. On SQLite a write
+transaction starts with ``BEGIN IMMEDIATE`` so that two writers queue on the lock instead of failing
+when a read lock cannot be upgraded; reads use a second engine with a plain ``BEGIN``.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+# Error codes of a deadlock / serialization failure, after which the whole transaction is retried.
+_RETRYABLE_PG = {"40001", "40P01"}
+_RETRYABLE_MYSQL = {1213, 1205}
+
+
+def _sqlite_engine(url: str, immediate: bool) -> Engine:
+    parsed = make_url(url)
+    if parsed.database and parsed.database != ":memory:":
+        Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
+    engine = create_engine(url, pool_size=32, max_overflow=32, connect_args={"timeout": 60,
+                                                                             "check_same_thread": False})
+
+    @event.listens_for(engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        # Take over transaction control from the sqlite3 module (it would otherwise BEGIN lazily).
+        dbapi_connection.isolation_level = None
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        # NORMAL in WAL mode is durable against process crashes (not power loss) and much faster.
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.close()
+
+    @event.listens_for(engine, "begin")
+    def _on_begin(connection: Connection) -> None:
+        connection.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def make_engine(url: str, *, immediate: bool = True) -> Engine:
+    """Creates an engine for ``url`` with the settings the server relies on."""
+    backend = make_url(url).get_backend_name()
+    if backend == "sqlite":
+        return _sqlite_engine(url, immediate)
+    kwargs: dict[str, Any] = {"pool_size": 20, "max_overflow": 20, "pool_pre_ping": True}
+    if backend in ("mysql", "mariadb"):
+        # REPEATABLE READ (MySQL's default) takes gap locks that make concurrent inserts deadlock.
+        kwargs["isolation_level"] = "READ COMMITTED"
+    return create_engine(url, **kwargs)
+
+
+def is_retryable(error: BaseException) -> bool:
+    """Whether ``error`` is a deadlock or serialization failure worth retrying the transaction for."""
+    if not isinstance(error, DBAPIError):
+        return False
+    orig = error.orig
+    code = getattr(orig, "pgcode", None)
+    if code in _RETRYABLE_PG:
+        return True
+    args = getattr(orig, "args", ())
+    if args and args[0] in _RETRYABLE_MYSQL:
+        return True
+    return isinstance(error, OperationalError) and "database is locked" in str(error)
+
+
+class Database:
+    """The server's database: a write engine, a read engine and the dialect name."""
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self.dialect = make_url(url).get_backend_name()
+        self.engine = make_engine(url, immediate=True)
+        self.read_engine = make_engine(url, immediate=False) if self.dialect == "sqlite" else self.engine
+
+    @property
+    def supports_skip_locked(self) -> bool:
+        """Whether ``SELECT ... FOR UPDATE SKIP LOCKED`` is available (not on SQLite: one writer)."""
+        return self.dialect != "sqlite"
+
+    @contextmanager
+    def write(self) -> Iterator[Connection]:
+        """One write transaction: committed on success, rolled back on error."""
+        with self.engine.begin() as connection:
+            yield connection
+
+    @contextmanager
+    def read(self) -> Iterator[Connection]:
+        """One read-only transaction."""
+        with self.read_engine.connect() as connection:
+            yield connection
+            connection.rollback()
+
+    def run(self, work: Callable[[Connection], T], attempts: int = 5) -> T:
+        """Runs ``work`` in a write transaction, retrying it after a deadlock or serialization failure."""
+        for attempt in range(1, attempts + 1):
+            try:
+                with self.write() as connection:
+                    return work(connection)
+            except DBAPIError as error:
+                if attempt == attempts or not is_retryable(error):
+                    raise
+                log.info("retrying transaction after %s (attempt %d)", type(error.orig).__name__, attempt)
+                time.sleep(0.01 * attempt)
+        raise AssertionError("unreachable")
+
+    def dispose(self) -> None:
+        """Closes every pooled connection."""
+        self.engine.dispose()
+        if self.read_engine is not self.engine:
+            self.read_engine.dispose()
+
+
+_INSERT_SQL: dict[tuple[str, tuple[str, ...], str], str] = {}
+
+
+def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Inserts many rows with one DBAPI ``executemany``.
+
+    SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself, so on SQLite and
+    MySQL (whose driver turns executemany into multi-row INSERTs) the statement goes to the driver
+    directly. PostgreSQL keeps SQLAlchemy's batched "insertmanyvalues" path (psycopg2's executemany
+    is one round trip per row). Every row must have the keys of the first one; values must be plain
+    Python values the driver accepts (str, int, bytes, bool, None)."""
+    if not rows:
+        return
+    dialect = connection.dialect
+    if dialect.name == "postgresql":
+        connection.execute(insert(table), rows)
+        return
+    columns = tuple(rows[0])
+    key = (table.name, columns, dialect.name)
+    sql = _INSERT_SQL.get(key)
+    if sql is None:
+        quote = dialect.identifier_preparer.quote
+        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(column) for column in columns)}) "
+               f"VALUES ({', '.join([mark] * len(columns))})")
+        _INSERT_SQL[key] = sql
+    connection.exec_driver_sql(sql, [tuple(row[column] for column in columns) for row in rows])

@@ -1,0 +1,85 @@
+"""The transactional outbox: envelopes written in the transaction of the change that caused them."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, cast
+
+from argobalsam.balsam.v1 import assignment_pb2
+from opentelemetry import propagate
+from sqlalchemy import Connection, Table, delete, func, select
+
+from .ids import to_timestamp
+from .models import OutboxMessage
+
+ENVELOPE_TYPE = assignment_pb2.AssignmentEnvelope.DESCRIPTOR.full_name
+outbox_table = cast(Table, OutboxMessage.__table__)
+
+
+def current_trace_context() -> dict[str, str]:
+    """The W3C trace context of the current span (empty without an active span)."""
+    carrier: dict[str, str] = {}
+    propagate.inject(carrier)
+    return carrier
+
+
+def encode_headers(headers: dict[str, str]) -> str:
+    """Trace headers as ``key=value`` lines (W3C values contain no newlines)."""
+    return "\n".join(f"{key}={value}" for key, value in sorted(headers.items()))
+
+
+def decode_headers(text: str) -> dict[str, str]:
+    """Inverse of :func:`encode_headers`."""
+    pairs = (line.partition("=") for line in text.splitlines() if line)
+    return {key: value for key, _, value in pairs}
+
+
+def outbox_row(envelope: assignment_pb2.AssignmentEnvelope, now_us: int) -> dict[str, Any]:
+    """The outbox row holding ``envelope`` for its site."""
+    return {"site": envelope.site, "step_id": envelope.step_id, "message_type": ENVELOPE_TYPE,
+            "body": envelope.SerializeToString(), "trace_headers": encode_headers(dict(envelope.trace_context)),
+            "create_time": now_us}
+
+
+def make_envelope(step_id: str, attempt: int, sequence: int, site: str, now_us: int,
+                  trace_context: dict[str, str]) -> assignment_pb2.AssignmentEnvelope:
+    """An envelope without its action (the caller sets assign/cancel/hold/release)."""
+    envelope = assignment_pb2.AssignmentEnvelope(step_id=step_id, attempt=attempt, sequence=sequence, site=site,
+                                                 trace_context=trace_context)
+    stamp = to_timestamp(now_us)
+    assert stamp is not None
+    envelope.time.CopyFrom(stamp)
+    return envelope
+
+
+@dataclass(frozen=True)
+class PendingMessage:
+    """An unsent outbox row."""
+
+    id: int
+    site: str
+    message_type: str
+    body: bytes
+    headers: dict[str, str]
+
+
+def claim_batch(connection: Connection, limit: int, skip_locked: bool) -> list[PendingMessage]:
+    """The oldest unsent rows; with ``skip_locked`` they stay locked by this transaction, so another
+    replica's relay takes the next rows instead of the same ones."""
+    query = select(outbox_table).order_by(outbox_table.c.id).limit(limit)
+    if skip_locked:
+        query = query.with_for_update(skip_locked=True)
+    return [PendingMessage(row.id, row.site, row.message_type, row.body, decode_headers(row.trace_headers))
+            for row in connection.execute(query)]
+
+
+def mark_sent(connection: Connection, ids: Sequence[int]) -> None:
+    """Removes published rows: the outbox holds only what is still to be sent."""
+    for start in range(0, len(ids), 500):
+        connection.execute(delete(outbox_table).where(outbox_table.c.id.in_(ids[start:start + 500])))
+
+
+def pending_count(connection: Connection) -> int:
+    """Number of unsent rows."""
+    return int(connection.execute(select(func.count()).select_from(outbox_table)).scalar_one())
