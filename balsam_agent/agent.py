@@ -58,7 +58,7 @@ from balsam_agent.safety import (
 )
 from balsam_agent.scheduler import SchedulerBackend, SchedulerError, SchedulerJobStatus, SchedulerState
 from balsam_agent.state import OutboxReader, StateStore
-from balsam_agent.transfer import TransferBackend
+from balsam_agent.transfer import TransferBackend, TransferError, check_url
 
 log = logging.getLogger(__name__)
 tracer = trace.get_tracer("balsam_agent")
@@ -472,6 +472,10 @@ class Agent:
         urls = [item.source_url for item in assign.inputs]
         urls += [url for item in assign.outputs for url in item.destination_urls]
         for url in urls:
+            try:
+                check_url(url, "transfer")
+            except TransferError as exc:
+                raise Rejected(str(exc)) from None
             scheme = url_scheme(url)
             if scheme not in self.plugins.transfers:
                 valid = ", ".join(sorted(self.plugins.transfers))

@@ -18,12 +18,12 @@ from pathlib import Path
 
 from balsam_agent import hookimpl
 from balsam_agent.records import TransferRecord
-from balsam_agent.transfer import TransferBackend, TransferError, TransferItem
+from balsam_agent.transfer import TransferBackend, TransferError, TransferItem, check_url
 
 
 def url_to_path(url: str) -> Path:
     """Returns the local path of a ``file://`` URL (``file:///a/b`` and ``file://localhost/a/b``)."""
-    parsed = urllib.parse.urlsplit(url)
+    parsed = check_url(url, "file transfer")
     if parsed.scheme != "file":
         raise TransferError(f"{url}: not a file:// URL")
     if parsed.netloc not in ("", "localhost"):

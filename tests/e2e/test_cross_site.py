@@ -426,8 +426,6 @@ def test_agent_refuses_urls_that_leave_the_gridftp_data_area(
     assert sorted(p.name for p in area_dir.iterdir()) == ["secret.tbl"]
 
 
-@pytest.mark.xfail(strict=True, reason="the built-in file transfer follows '..' in file:// URLs out of the data "
-                                       "area (balsam_agent/builtin/file_transfer.py url_to_path); see the report")
 def test_agent_refuses_file_urls_that_leave_the_data_area(
         tmp_path: Path, seed: SeedFiles, lone_agent: tuple[LocalStack, AssignmentPublisher, ReportCollector]) -> None:
     _, publisher, reports = lone_agent

@@ -23,7 +23,7 @@ from typing import Any
 import globus_sdk
 
 from balsam_agent.records import SiteProfile
-from balsam_agent.transfer import TransferBackend, TransferError, TransferItem
+from balsam_agent.transfer import TransferBackend, TransferError, TransferItem, check_local_path
 from balsam_globus import auth, paths
 from balsam_globus.options import GlobusOptions
 
@@ -102,7 +102,7 @@ class GlobusBackend(TransferBackend):
         """Checks one item before anything is submitted and works out both of its paths."""
         what = paths.label(item, direction)
         remote = paths.parse_url(item.url, what)
-        local = paths.check_local_path(item, self.site, what)
+        local = check_local_path(item, self.site, what)
         if direction == "input":
             directory = remote.is_directory
             staged = paths.temporary_sibling(local)

@@ -12,12 +12,9 @@ import posixpath
 import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from urllib.parse import unquote, urlsplit
+from urllib.parse import unquote
 
-from balsam_agent.records import SiteProfile
-from balsam_agent.transfer import TransferError, TransferItem
-
-_CONTROL = {chr(c) for c in range(32)} | {"\x7f"}
+from balsam_agent.transfer import TransferError, TransferItem, check_url
 
 
 @dataclass(frozen=True)
@@ -45,9 +42,7 @@ def parse_url(url: str, what: str) -> GlobusURL:
     :raises TransferError: for another scheme, an endpoint that is not a UUID, control characters, a
         path that is not absolute (``/`` or ``/~/``) or one with ``..`` segments.
     """
-    if any(ch in _CONTROL for ch in url):
-        raise TransferError(f"{what}: refused URL with control characters: {url!r}")
-    parts = urlsplit(url)
+    parts = check_url(url, what)
     if parts.scheme != "globus":
         raise TransferError(f"{what}: not a globus:// URL: {url}")
     try:
@@ -55,37 +50,9 @@ def parse_url(url: str, what: str) -> GlobusURL:
     except ValueError:
         raise TransferError(f"{what}: the host of {url} is not an endpoint UUID") from None
     decoded = unquote(parts.path)
-    for candidate in (parts.path, decoded, unquote(decoded)):
-        if ".." in candidate.split("/") or any(ch in _CONTROL for ch in candidate):
-            raise TransferError(f"{what}: refused URL that leaves the data area: {url}")
     if not decoded.startswith("/") or posixpath.normpath(decoded) in ("/", "//", "/~"):
         raise TransferError(f"{what}: URL names no file: {url}")
     return GlobusURL(endpoint=endpoint, path=decoded)
-
-
-def check_local_path(item: TransferItem, site: SiteProfile, what: str) -> Path:
-    """The item's local path, absolute and resolved, refused when it leaves the working directory.
-
-    The directory is the step's own (a ``workdir`` attribute on the item, when the agent passes one) or
-    else the site's ``work_root``.
-
-    :raises TransferError: for a path that resolves (through ``..`` or symbolic links) outside it.
-    """
-    workdir_text = item.workdir or site.work_root
-    workdir = Path(workdir_text) if workdir_text else None
-    path = item.path
-    if not path.is_absolute():
-        if workdir is None:
-            raise TransferError(f"{what}: refused relative local path {str(path)!r} (no working directory)")
-        path = workdir / path
-    resolved = path.resolve()
-    if workdir is not None:
-        root = workdir.resolve()
-        if resolved == root or not resolved.is_relative_to(root):
-            raise TransferError(f"{what}: refused local path outside the step's working directory: {path}")
-    elif ".." in path.parts:
-        raise TransferError(f"{what}: refused local path with '..': {path}")
-    return resolved
 
 
 def endpoint_path(local: Path, fs_root: str, endpoint_root: str, what: str, directory: bool) -> str:

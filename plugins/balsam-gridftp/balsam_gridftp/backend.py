@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from balsam_agent.records import SiteProfile
-from balsam_agent.transfer import TransferBackend, TransferError, TransferItem
+from balsam_agent.transfer import TransferBackend, TransferError, TransferItem, check_local_path
 from balsam_gridftp import command, paths
 from balsam_gridftp.options import GridFTPOptions
 
@@ -64,7 +64,7 @@ class GridFTPBackend(TransferBackend):
     def _check(self, item: TransferItem, direction: str) -> tuple[TransferItem, Path]:
         what = paths.label(item, direction)
         paths.check_url(item.url, self.schemes, what)
-        return item, paths.check_local_path(item, self.site, what)
+        return item, check_local_path(item, self.site, what)
 
     def _fetch_one(self, item: TransferItem, local: Path, cancelled: threading.Event) -> None:
         what = paths.label(item, "input")
