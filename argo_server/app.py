@@ -21,12 +21,14 @@ from . import schema
 from .config import ServerConfig
 from .consumer import StatusConsumer
 from .db import Database
+from .notices import MailConfig, Mailer, NoticeDispatcher
 from .relay import OutboxRelay
 from .service import ArgoService
 from .sites import SiteService
 from .store import JobStore
 from .supervisor import Supervised
 from .watch import EventPoller
+from .web.monitor import MonitorServer
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +90,9 @@ class ServerProcess:
         self.server: grpc.Server | None = None
         self.health: health.HealthServicer | None = None
         self.port = 0
+        self.monitor: MonitorServer | None = None
+        mail = MailConfig.from_mapping(self.config.mail)
+        self.notices = NoticeDispatcher(self.store, self.poller, Mailer(mail)) if mail.enabled else None
 
     def start(self) -> int:
         """Migrates the database, starts everything and returns the gRPC port."""
@@ -99,6 +104,10 @@ class ServerProcess:
                 loop.start()
         self.server.start()
         host = self.config.listen.rsplit(":", 1)[0]
+        if self.notices is not None:
+            self.notices.start()
+        if self.config.monitor_listen:
+            self.monitor = MonitorServer(self.config.monitor_listen, f"{host}:{self.port}").start()
         log.info("argo-server listening on %s:%d (database %s, broker prefix %r)", host, self.port,
                  self.db.engine.url.render_as_string(hide_password=True), self.config.amqp_prefix)
         return self.port
@@ -107,6 +116,10 @@ class ServerProcess:
         """Stops taking calls, lets running calls finish for ``grace`` seconds, then stops the loops."""
         if self.health is not None:
             self.health.enter_graceful_shutdown()
+        if self.monitor is not None:
+            self.monitor.stop()
+        if self.notices is not None:
+            self.notices.stop()
         self.poller.stop()
         if self.server is not None:
             self.server.stop(grace).wait()

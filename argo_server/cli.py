@@ -28,6 +28,10 @@ def _parser() -> argparse.ArgumentParser:
                         help="a known site (repeat); when given, jobs for other sites are refused")
     parser.add_argument("--allow-remote", action="store_true",
                         help="allow a non-loopback listen address (there is no authentication yet)")
+    parser.add_argument("--monitor-listen", metavar="HOST:PORT",
+                        help="serve the monitor web page here (default: no page)")
+    parser.add_argument("--smtp", metavar="HOST:PORT",
+                        help="send e-mail notices through this SMTP server (more settings: config file 'mail:')")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("command", nargs="*", help="'db upgrade' to migrate the database and exit")
     return parser
@@ -42,6 +46,11 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     config = dataclasses.replace(config, **{key: value for key, value in overrides.items() if value})
     if args.allow_remote:
         config = dataclasses.replace(config, allow_remote=True)
+    if args.monitor_listen:
+        config = dataclasses.replace(config, monitor_listen=args.monitor_listen)
+    if args.smtp:
+        host, _, port = args.smtp.rpartition(":")
+        config = dataclasses.replace(config, mail={**config.mail, "host": host, "port": int(port)})
     return config.resolved()
 
 

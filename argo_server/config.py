@@ -20,6 +20,7 @@ ENV_VARS = {
     "ARGO_AMQP_PREFIX": "amqp_prefix",
     "ARGO_DATA_ROOT": "data_root",
     "ARGO_LISTEN": "listen",
+    "ARGO_MONITOR_LISTEN": "monitor_listen",
 }
 
 
@@ -54,6 +55,10 @@ class ServerConfig:
     status_prefetch: int = 200
     #: Start the outbox relay and the status consumer with the server (off for pure-API tests).
     run_background: bool = True
+    #: HOST:PORT of the monitor web page (empty: no page).
+    monitor_listen: str = ""
+    #: E-mail notices: the fields of :class:`argo_server.notices.MailConfig` (empty: no mail).
+    mail: dict[str, Any] = dataclasses.field(default_factory=dict)
 
     def resolved(self) -> ServerConfig:
         """Returns a copy with the state-dir defaults filled in."""

@@ -157,3 +157,15 @@ class Site(Base):
     stopping: Mapped[bool] = mapped_column(Boolean, default=False)
     #: Serialized ``argobalsam.balsam.v1.Heartbeat`` (version, hostname, scheduler, plugins, capacity).
     heartbeat: Mapped[bytes] = mapped_column(Blob)
+
+
+class MailNotice(Base):
+    """An e-mail notice claimed by one server replica, so that replicas send each notice once.
+
+    The replica whose insert of the event id succeeds sends the notice; the others skip it."""
+
+    __tablename__ = "mail_notices"
+
+    event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    job_id: Mapped[str] = mapped_column(String(32))
+    claim_time: Mapped[int] = mapped_column(BigInteger)

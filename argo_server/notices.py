@@ -7,16 +7,25 @@ never delays job processing: sending is retried a few times with backoff, then l
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import queue
 import smtplib
 import ssl
 import threading
 import time
+from collections.abc import Mapping
 from dataclasses import dataclass
 from email.message import EmailMessage
+from typing import Any
 
 from argobalsam.argo.v1 import job_pb2
+from sqlalchemy import insert
+from sqlalchemy.exc import IntegrityError
+
+from .models import MailNotice
+from .store import JobStore
+from .watch import EventPoller, Subscription
 
 log = logging.getLogger(__name__)
 
@@ -40,6 +49,8 @@ class MailConfig:
     sender: str = "argo@localhost"
     #: ``terminal`` (default) or ``every`` change; a job's ``notify_every_change`` also asks for every.
     notify: str = "terminal"
+    #: Owners who get a notice at every change of each of their jobs.
+    every_change_owners: tuple[str, ...] = ()
     #: Attempts per message, and the first backoff in seconds (doubled each time).
     attempts: int = 3
     backoff: float = 1.0
@@ -49,6 +60,26 @@ class MailConfig:
     def enabled(self) -> bool:
         """Whether notices are sent at all."""
         return bool(self.host)
+
+    @classmethod
+    def from_mapping(cls, settings: Mapping[str, Any]) -> MailConfig:
+        """The ``mail:`` section of the server configuration; an unknown or ill-typed key is an error."""
+        fields = {f.name: f for f in dataclasses.fields(cls)}
+        unknown = sorted(set(settings) - set(fields))
+        if unknown:
+            raise ValueError(f"mail: unknown settings {unknown}; valid: {sorted(fields)}")
+        values: dict[str, Any] = {}
+        for key, value in settings.items():
+            default = getattr(cls, key)
+            try:
+                values[key] = tuple(value) if isinstance(default, tuple) else type(default)(value)
+            except (TypeError, ValueError):
+                raise ValueError(f"mail.{key}: expected {type(default).__name__}, got {value!r}") from None
+        if values.get("tls", "none") not in ("none", "starttls", "ssl"):
+            raise ValueError(f"mail.tls: must be none, starttls or ssl, not {values['tls']!r}")
+        if values.get("notify", "terminal") not in ("terminal", "every"):
+            raise ValueError(f"mail.notify: must be terminal or every, not {values['notify']!r}")
+        return cls(**values)
 
 
 def _state(value: int, enum: type) -> str:
@@ -69,7 +100,7 @@ def render_notice(job: job_pb2.Job, sender: str, event: job_pb2.JobEvent | None 
     msg["From"] = sender
     msg["To"] = job.email_address
     what = f"step {event.step_index} {_state(event.step_state, job_pb2.StepState)}" if (
-        event is not None and job.state not in TERMINAL_JOB_STATES and event.step_index >= 0) else state
+        event is not None and event.step_index >= 0) else state
     msg["Subject"] = f"ARGO job {job_id} {what}"
     lines = [
         f"Job {job.name} ({job.group_identifier or 'no group'}) is {state}.",
@@ -111,14 +142,23 @@ class Mailer:
         self.failed = 0
         self.dropped = 0
 
+    def wants_every_change(self, job: job_pb2.Job) -> bool:
+        """Whether ``job``'s owner asked for a notice at every change (per job, per user or for all)."""
+        return (self.config.notify == "every" or job.notify_every_change
+                or job.owner in self.config.every_change_owners)
+
     def wants(self, job: job_pb2.Job, event: job_pb2.JobEvent | None) -> bool:
-        """Whether this change of ``job`` deserves a notice under the configuration."""
+        """Whether this change of ``job`` deserves a notice under the configuration.
+
+        Without an event, the job's current state decides; with one, only the job-level event that made
+        the job terminal (not the late step reports that follow it) or, when asked, every event."""
         if not self.config.enabled or not job.email_address:
             return False
-        if job.state in TERMINAL_JOB_STATES and (event is None or event.step_index < 0
-                                                 or event.job_state in TERMINAL_JOB_STATES):
+        if event is None:
+            return job.state in TERMINAL_JOB_STATES or self.wants_every_change(job)
+        if event.step_index < 0 and event.job_state in TERMINAL_JOB_STATES:
             return True
-        return self.config.notify == "every" or job.notify_every_change
+        return self.wants_every_change(job)
 
     def notify(self, job: job_pb2.Job, event: job_pb2.JobEvent | None = None) -> None:
         """Queues a notice for ``job`` if :meth:`wants` says so."""
@@ -194,3 +234,64 @@ class Mailer:
             if c.username:
                 smtp.login(c.username, c.password)
             smtp.send_message(msg)
+
+
+class NoticeDispatcher:
+    """Turns committed job events into notices, once across all server replicas.
+
+    It follows the job_events table through the WatchJobs poller (so it sees changes made by every
+    replica) and claims each notice by inserting its event id into ``mail_notices``: the replica whose
+    insert succeeds sends it.
+    """
+
+    def __init__(self, store: JobStore, poller: EventPoller, mailer: Mailer) -> None:
+        self.store = store
+        self.poller = poller
+        self.mailer = mailer
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="argo-notices", daemon=True)
+        self._subscription: Subscription | None = None
+
+    def start(self) -> None:
+        """Subscribes to job events and starts the dispatching thread."""
+        self._subscription = self.poller.subscribe(None)
+        self.mailer.start()
+        self._thread.start()
+
+    def stop(self) -> None:
+        """Stops dispatching and sends what the mailer still holds."""
+        self._stop.set()
+        if self._thread.is_alive():
+            self._thread.join(timeout=5)
+        if self._subscription is not None:
+            self.poller.unsubscribe(self._subscription)
+        self.mailer.stop()
+
+    def _run(self) -> None:
+        assert self._subscription is not None
+        while not self._stop.is_set():
+            events = self._subscription.get(timeout=0.5)
+            if not events:
+                continue
+            try:
+                self.dispatch(events)
+            except Exception:  # a broken database or mail path must not stop the loop
+                log.exception("dispatching notices failed for %d events", len(events))
+
+    def dispatch(self, events: list[job_pb2.JobEvent]) -> None:
+        """Queues the notices these events call for (each claimed once across replicas)."""
+        jobs = self.store.get_jobs(sorted({e.job.removeprefix("jobs/") for e in events}))
+        for event in events:
+            job = jobs.get(event.job.removeprefix("jobs/"))
+            if job is not None and self.mailer.wants(job, event) and self._claim(event):
+                self.mailer.notify(job, event)
+
+    def _claim(self, event: job_pb2.JobEvent) -> bool:
+        try:
+            with self.store.db.write() as connection:
+                connection.execute(insert(MailNotice).values(
+                    event_id=event.event_id, job_id=event.job.removeprefix("jobs/"),
+                    claim_time=int(time.time() * 1_000_000)))
+        except IntegrityError:
+            return False
+        return True

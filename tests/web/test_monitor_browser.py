@@ -67,9 +67,10 @@ def wait_for(check: Callable[[], bool], what: str, timeout: float = 30.0) -> Non
 
 
 def rows(driver, selector: str = "#jobs tbody tr") -> list[str]:  # type: ignore[no-untyped-def]
-    from selenium.webdriver.common.by import By
-
-    return [r.get_attribute("data-job") or r.text for r in driver.find_elements(By.CSS_SELECTOR, selector)]
+    """The rows' job ids (or texts), read in one script call: the page replaces rows as it refreshes."""
+    return driver.execute_script(
+        "return [...document.querySelectorAll(arguments[0])].map(r => r.dataset.job || r.textContent);",
+        selector)
 
 
 def shot(driver, name: str) -> None:  # type: ignore[no-untyped-def]
@@ -113,16 +114,17 @@ def test_filters_live_updates_and_job_page(monitored: LocalStack, browser) -> No
 
         # the job page shows its steps, and the running job's state changes without a reload
         browser.get(f"http://127.0.0.1:{monitored.monitor_port}/#/jobs/{bob_long}")
-        state = lambda: browser.find_element(By.ID, "job-state").text  # noqa: E731
+        state = lambda: browser.execute_script(  # noqa: E731
+            "const e = document.getElementById('job-state'); return e ? e.textContent : '';")
         wait_for(lambda: state() == "RUNNING", "the job page to show RUNNING")
-        step_rows = browser.find_elements(By.CSS_SELECTOR, "#steps tbody tr")
-        assert len(step_rows) == 1 and "local" in step_rows[0].text and "sleeper" in step_rows[0].text
+        step_rows = rows(browser, "#steps tbody tr")
+        assert len(step_rows) == 1 and "local" in step_rows[0] and "sleeper" in step_rows[0]
         shot(browser, "job-running")
         marker = browser.execute_script("window.__noReload = 1; return window.__noReload;")
         assert marker == 1
         wait_for(lambda: state() == "SUCCEEDED", "the page to show SUCCEEDED by itself", timeout=60)
         assert browser.execute_script("return window.__noReload;") == 1, "the page was reloaded"
-        assert browser.find_elements(By.CSS_SELECTOR, "#events tbody tr"), "history is empty"
+        assert rows(browser, "#events tbody tr"), "history is empty"
         shot(browser, "job-succeeded")
 
         # the sites page shows the agent online
