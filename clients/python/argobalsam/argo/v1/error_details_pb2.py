@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&argobalsam/argo/v1/error_details.proto\x12\x12\x61rgobalsam.argo.v1*\x97\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x45RROR_REASON_INVALID_REQUEST\x10\x01\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x02\x12#\n\x1f\x45RROR_REASON_INVALID_TRANSITION\x10\x03\x12\"\n\x1e\x45RROR_REASON_REQUEST_ID_REUSED\x10\x04\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x05\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x06\x12\x1d\n\x19\x45RROR_REASON_UNKNOWN_SITE\x10\x07\x62\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n&argobalsam/argo/v1/error_details.proto\x12\x12\x61rgobalsam.argo.v1*\xb2\x02\n\x0b\x45rrorReason\x12\x1c\n\x18\x45RROR_REASON_UNSPECIFIED\x10\x00\x12 \n\x1c\x45RROR_REASON_INVALID_REQUEST\x10\x01\x12\x1a\n\x16\x45RROR_REASON_NOT_FOUND\x10\x02\x12#\n\x1f\x45RROR_REASON_INVALID_TRANSITION\x10\x03\x12\"\n\x1e\x45RROR_REASON_REQUEST_ID_REUSED\x10\x04\x12 \n\x1c\x45RROR_REASON_UNAUTHENTICATED\x10\x05\x12\"\n\x1e\x45RROR_REASON_PERMISSION_DENIED\x10\x06\x12\x1d\n\x19\x45RROR_REASON_UNKNOWN_SITE\x10\x07\x12\x19\n\x15\x45RROR_REASON_INTERNAL\x10\x08\x62\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -32,5 +32,5 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'argobalsam.argo.v1.error_de
 if not _descriptor._USE_C_DESCRIPTORS:
   DESCRIPTOR._loaded_options = None
   _globals['_ERRORREASON']._serialized_start=63
-  _globals['_ERRORREASON']._serialized_end=342
+  _globals['_ERRORREASON']._serialized_end=369
 # @@protoc_insertion_point(module_scope)
