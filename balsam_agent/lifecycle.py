@@ -230,11 +230,14 @@ class PhaseRunner:
         """Stores every output at each of its destinations, one backend call per scheme."""
         groups: dict[str, list[TransferItem]] = defaultdict(list)
         try:
+            # Checked again now: the program may have made a name a symlink to anywhere.
+            paths = {item.name: path_in_workdir(run.workdir, item.name, "output file")
+                     for item in run.assign.outputs}
+            missing = [name for name, path in paths.items() if not path.exists()]
+            if missing:
+                raise PhaseFailed(f"stage-out failed: output files not produced: {', '.join(missing)}")
             for item in run.assign.outputs:
-                # Checked again now: the program may have made the name a symlink to anywhere.
-                path = path_in_workdir(run.workdir, item.name, "output file")
-                if not path.exists():
-                    raise PhaseFailed(f"stage-out failed: output file {item.name!r} was not produced")
+                path = paths[item.name]
                 for url in item.destination_urls:
                     groups[url_scheme(url)].append(TransferItem(url, path, run.workdir))
             for scheme, items in groups.items():

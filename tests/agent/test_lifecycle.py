@@ -59,13 +59,15 @@ def test_seed_form_uses_first_argument_as_program(local_agent, tmp_path: Path) -
     assert counter.read_text() == "js 0 1\n"
 
 
-def test_missing_output_fails_stage_out(local_agent, tmp_path: Path) -> None:
+def test_missing_outputs_fail_stage_out_naming_every_missing_file(local_agent, tmp_path: Path) -> None:
     harness = local_agent()
     step_id = harness.assign(job_id="jo", executable="true",
-                             outputs={"never.txt": [(tmp_path / "area" / "never.txt").as_uri()]})
+                             outputs={name: [(tmp_path / "area" / name).as_uri()]
+                                      for name in ("never.txt", "nor.dat")})
     failed = harness.reports.wait_state(step_id, "FAILED")
     assert failed.failed_phase == job_pb2.STEP_PHASE_STAGE_OUT
-    assert "never.txt" in failed.reason
+    assert "never.txt" in failed.reason and "nor.dat" in failed.reason
+    assert not (tmp_path / "area").exists(), "nothing may be stored when an output is missing"
 
 
 def test_heartbeat_reports_plugins_and_capacity(local_agent) -> None:
