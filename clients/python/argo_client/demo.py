@@ -15,7 +15,6 @@ import json
 import shutil
 import sys
 import tempfile
-import time
 from importlib import resources
 from pathlib import Path
 
@@ -110,21 +109,18 @@ def job_state_name(state: int) -> str:
 
 
 def follow(client, name: str, timeout: float):  # type: ignore[no-untyped-def]
-    """Prints each step's state changes until the job ends; returns the final job."""
+    """Prints every step's state change (from the WatchJobs stream) until the job ends; returns the job."""
     from argobalsam.argo.v1 import job_pb2
 
-    deadline = time.monotonic() + timeout
-    seen: dict[int, int] = {}
-    while True:
-        job = client.get_job(name)
-        for step in job.steps:
-            if seen.get(step.index) != step.state:
-                seen[step.index] = step.state
+    for update in client.watch(name, timeout=timeout):
+        event = update.event
+        if not update.HasField("event"):  # the snapshot the stream starts with
+            for step in update.job.steps:
                 state = job_pb2.StepState.Name(step.state).removeprefix("STEP_STATE_")
                 print(f"  step {step.index} ({step.target_site}): {state}")
-        if job.state in (job_pb2.JOB_STATE_SUCCEEDED, job_pb2.JOB_STATE_FAILED,
-                         job_pb2.JOB_STATE_CANCELLED, job_pb2.JOB_STATE_REJECTED):
-            return job
-        if time.monotonic() > deadline:
-            raise TimeoutError(f"{name} did not finish within {timeout:.0f}s")
-        time.sleep(0.2)
+        elif event.step_index >= 0:
+            state = job_pb2.StepState.Name(event.step_state).removeprefix("STEP_STATE_")
+            site = f" ({event.site})" if event.site else ""
+            why = f": {event.reason}" if event.reason else ""
+            print(f"  step {event.step_index}{site}: {state}{why}")
+    return client.wait(name, timeout=timeout)
