@@ -3,7 +3,6 @@ and the WatchJobs poller, with a graceful stop."""
 
 from __future__ import annotations
 
-import ipaddress
 import logging
 from concurrent import futures
 
@@ -17,10 +16,12 @@ from argobalsam.argo.v1 import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import schema
+from . import grpc_security, metrics, schema, tracing
+from .amqp_connect import AmqpTls
 from .config import ServerConfig
 from .consumer import StatusConsumer
 from .db import Database
+from .grpc_security import is_loopback  # noqa: F401 - part of this module's interface
 from .notices import MailConfig, Mailer, NoticeDispatcher
 from .relay import OutboxRelay
 from .service import ArgoService
@@ -38,26 +39,16 @@ SERVICE_NAMES = (
 )
 
 
-def is_loopback(listen: str) -> bool:
-    """Whether ``HOST:PORT`` names a loopback address."""
-    host = listen.rsplit(":", 1)[0].strip("[]")
-    if host == "localhost":
-        return True
-    try:
-        return ipaddress.ip_address(host).is_loopback
-    except ValueError:
-        return False
-
-
 def create_server(config: ServerConfig, store: JobStore, poller: EventPoller
                   ) -> tuple[grpc.Server, int, health.HealthServicer]:
     """A gRPC server with ArgoService, SiteService, health checking and reflection, bound (not started).
 
     Returns the server, the bound port (useful with port 0) and the health servicer."""
-    if not config.allow_remote and not is_loopback(config.listen):
-        raise ValueError(f"refusing to listen on {config.listen}: without authentication the server binds "
-                         "loopback only (pass --allow-remote to override)")
-    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc"))
+    grpc_security.check_listen(config)
+    server = grpc.server(futures.ThreadPoolExecutor(max_workers=config.max_workers, thread_name_prefix="grpc"),
+                         interceptors=[tracing.ServerTracingInterceptor(),  # outermost: spans cover auth
+                                       *grpc_security.interceptors(config, store.db)],
+                         options=grpc_security.server_options(config))
     argo_service_pb2_grpc.add_ArgoServiceServicer_to_server(
         ArgoService(store, poller, config.known_sites), server)
     site_service_pb2_grpc.add_SiteServiceServicer_to_server(
@@ -67,9 +58,7 @@ def create_server(config: ServerConfig, store: JobStore, poller: EventPoller
     for name in (*SERVICE_NAMES, ""):
         health_servicer.set(name, health_pb2.HealthCheckResponse.SERVING)
     reflection.enable_server_reflection((*SERVICE_NAMES, health.SERVICE_NAME, reflection.SERVICE_NAME), server)
-    port = server.add_insecure_port(config.listen)
-    if port == 0:
-        raise OSError(f"cannot listen on {config.listen}")
+    port = grpc_security.bind(server, config)
     return server, port, health_servicer
 
 
@@ -84,6 +73,8 @@ class ServerProcess:
         self.store = JobStore(self.db, self.config.data_root, on_outbox=self.relay.notify)
         self.consumer = StatusConsumer(self.store, self.config.amqp_url, self.config.amqp_prefix,
                                        self.config.status_prefetch, on_applied=self.relay.notify)
+        self.relay.tls = self.consumer.tls = AmqpTls.from_config(self.config)
+        self.consumer.max_body_bytes = self.config.amqp_max_body_bytes
         self.poller = EventPoller(self.store, self.config.watch_poll_interval)
         self.supervised = [Supervised("outbox-relay", self.relay.loop),
                            Supervised("status-consumer", self.consumer.loop)]
@@ -99,6 +90,7 @@ class ServerProcess:
         schema.upgrade(self.db.engine)
         self.server, self.port, self.health = create_server(self.config, self.store, self.poller)
         self.poller.start()
+        metrics.register_database(self.db)  # the jobs/steps/outbox gauges read it
         if self.config.run_background:
             for loop in self.supervised:
                 loop.start()
@@ -107,7 +99,9 @@ class ServerProcess:
         if self.notices is not None:
             self.notices.start()
         if self.config.monitor_listen:
-            self.monitor = MonitorServer(self.config.monitor_listen, f"{host}:{self.port}").start()
+            credentials, options = grpc_security.monitor_credentials(self.config)
+            self.monitor = MonitorServer(self.config.monitor_listen, f"{host}:{self.port}", credentials,
+                                         options).start()
         log.info("argo-server listening on %s:%d (database %s, broker prefix %r)", host, self.port,
                  self.db.engine.url.render_as_string(hide_password=True), self.config.amqp_prefix)
         return self.port
@@ -125,6 +119,7 @@ class ServerProcess:
             self.server.stop(grace).wait()
         for loop in self.supervised:
             loop.stop()
+        metrics.unregister_database(self.db)
         self.db.dispose()
 
     def wait(self) -> None:

@@ -27,11 +27,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--site", action="append", dest="sites", metavar="NAME",
                         help="a known site (repeat); when given, jobs for other sites are refused")
     parser.add_argument("--allow-remote", action="store_true",
-                        help="allow a non-loopback listen address (there is no authentication yet)")
+                        help="allow a non-loopback listen address (needs --auth and --tls-cert/--tls-key)")
+    parser.add_argument("--auth", action="store_true",
+                        help="require bearer tokens (`argo-server token create`) and enforce job ownership")
+    parser.add_argument("--tls-cert", help="PEM certificate chain of the gRPC server (TLS with --tls-key)")
+    parser.add_argument("--tls-key", help="PEM private key of the gRPC server")
+    parser.add_argument("--tls-client-ca", help="require client certificates signed by this PEM CA")
     parser.add_argument("--monitor-listen", metavar="HOST:PORT",
                         help="serve the monitor web page here (default: no page)")
     parser.add_argument("--smtp", metavar="HOST:PORT",
                         help="send e-mail notices through this SMTP server (more settings: config file 'mail:')")
+    parser.add_argument("--metrics-listen", metavar="HOST:PORT",
+                        help="serve Prometheus metrics at http://HOST:PORT/metrics (also on the monitor port)")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("command", nargs="*", help="'db upgrade' to migrate the database and exit")
     return parser
@@ -46,6 +53,10 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     config = dataclasses.replace(config, **{key: value for key, value in overrides.items() if value})
     if args.allow_remote:
         config = dataclasses.replace(config, allow_remote=True)
+    if args.auth:
+        config = dataclasses.replace(config, auth=True)
+    tls = {"tls_cert": args.tls_cert, "tls_key": args.tls_key, "tls_client_ca": args.tls_client_ca}
+    config = dataclasses.replace(config, **{key: value for key, value in tls.items() if value})
     if args.monitor_listen:
         config = dataclasses.replace(config, monitor_listen=args.monitor_listen)
     if args.smtp:
@@ -56,6 +67,10 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
 
 def main(argv: Sequence[str] | None = None) -> int:
     """Entry point of the ``argo-server`` console script."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv[:1] == ["token"]:
+        from .token_cli import main as token_main
+        return token_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     config = build_config(args)
@@ -72,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 0
 
     from .app import ServerProcess
+    from .telemetry import configure
+    shutdown_telemetry = configure("argo-server", metrics_listen=args.metrics_listen or "")
     process = ServerProcess(config)
     try:
         process.start()
@@ -89,6 +106,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     while not stopping.wait(1.0):
         pass
     process.stop(grace=5.0)
+    shutdown_telemetry()  # flushes the last spans
     log.info("stopped")
     return 0
 

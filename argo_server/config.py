@@ -43,7 +43,7 @@ class ServerConfig:
     known_sites: list[str] | None = None
     #: A site whose last heartbeat is older than this is reported offline.
     site_offline_after: float = 30.0
-    #: Refuse to bind a non-loopback address unless set (there is no authentication yet).
+    #: Allow a non-loopback listen address (needs ``auth`` and TLS: see :mod:`argo_server.listen_policy`).
     allow_remote: bool = False
     #: Worker threads of the gRPC server.
     max_workers: int = 16
@@ -59,6 +59,25 @@ class ServerConfig:
     monitor_listen: str = ""
     #: E-mail notices: the fields of :class:`argo_server.notices.MailConfig` (empty: no mail).
     mail: dict[str, Any] = dataclasses.field(default_factory=dict)
+    #: Require a bearer token on every call (``argo-server token create``) and enforce job ownership.
+    auth: bool = False
+    #: Seconds a verified token is trusted without a database read (a revocation takes this long).
+    token_cache_seconds: float = 10.0
+    #: PEM certificate chain and key of the gRPC server: TLS when both are set.
+    tls_cert: str = ""
+    tls_key: str = ""
+    #: PEM CA bundle of client certificates: when set, every client must present one it signed.
+    tls_client_ca: str = ""
+    #: Largest gRPC request accepted, in bytes; larger ones are refused before they are parsed.
+    max_request_bytes: int = 4 * 1024 * 1024
+    #: RabbitMQ over TLS (``amqps://``): CA of the broker, client certificate and key (EXTERNAL login
+    #: when the URL has no user), and the name to verify when it differs from the URL's host.
+    amqp_tls_ca: str = ""
+    amqp_tls_cert: str = ""
+    amqp_tls_key: str = ""
+    amqp_tls_server_name: str = ""
+    #: Largest status message accepted from the broker, in bytes; larger ones are dead-lettered unread.
+    amqp_max_body_bytes: int = 8 * 1024 * 1024
 
     def resolved(self) -> ServerConfig:
         """Returns a copy with the state-dir defaults filled in."""

@@ -21,11 +21,14 @@ from pika.adapters.blocking_connection import BlockingChannel
 from sqlalchemy import Connection
 
 from . import topology
+from .amqp_connect import AmqpTls, connection_parameters
 from .ids import parse_step_id
 from .sites import record_heartbeat
 from .store import JobStore, ReportResult
 
 log = logging.getLogger(__name__)
+
+DEFAULT_MAX_BODY_BYTES = 8 * 1024 * 1024
 
 
 @dataclass
@@ -53,17 +56,23 @@ class StatusConsumer:
         self.stats = ConsumerStats()
         self.connection: pika.BlockingConnection | None = None
         self._on_applied = on_applied or (lambda: None)
+        #: TLS settings of ``amqps://`` URLs (set by the server from its ``amqp_tls_*`` settings).
+        self.tls: AmqpTls | None = None
+        #: Bodies larger than this are dead-lettered without being parsed.
+        self.max_body_bytes = DEFAULT_MAX_BODY_BYTES
 
     def loop(self, stop: threading.Event) -> None:
         """Connects, declares the topology and consumes until ``stop`` is set (raises on failure)."""
-        parameters = pika.URLParameters(self.amqp_url)
         # Named, so that an operator (or a test) can find it in `rabbitmqctl list_connections`.
-        parameters.client_properties = {"connection_name": f"argo-server status consumer {self.prefix}"}
+        parameters = connection_parameters(self.amqp_url, f"argo-server status consumer {self.prefix}", self.tls)
         connection = pika.BlockingConnection(parameters)
         self.connection = connection
         try:
             channel = connection.channel()
             topology.declare_status(channel, self.prefix)
+            # Declared at start, not at the first assignment, so that agents whose broker permissions
+            # forbid declaring exchanges (declare_exchanges: false) can bind their queue at once.
+            channel.exchange_declare(topology.assign_exchange(self.prefix), "direct", durable=True)
             channel.basic_qos(prefetch_count=self.prefetch)
             pending: list[tuple[int, bytes]] = []
             queue = topology.status_name(self.prefix)
@@ -87,6 +96,12 @@ class StatusConsumer:
         """Applies a batch of deliveries in one transaction, then acks (or dead-letters) each."""
         reports: list[tuple[int, status_pb2.AgentReport]] = []
         for tag, body in deliveries:
+            if len(body) > self.max_body_bytes:
+                log.warning("dead-lettering an oversized status message (%d bytes > %d)", len(body),
+                            self.max_body_bytes)
+                self.stats.dead_lettered += 1
+                channel.basic_nack(tag, requeue=False)
+                continue
             try:
                 report = status_pb2.AgentReport.FromString(body)
             except DecodeError:

@@ -35,15 +35,39 @@ class ApiError(Exception):
         if self.violations:
             bad_request = error_details_pb2.BadRequest(field_violations=[
                 error_details_pb2.BadRequest.FieldViolation(field=field, description=description)
-                for field, description in self.violations])
+                for field, description in _within_budget(self.violations)])
             packed = any_pb2.Any()
             packed.Pack(bad_request)
             details.append(packed)
-        status = status_pb2.Status(code=_CODE_NUMBERS[self.code], message=self.message, details=details)
+        status = status_pb2.Status(code=_CODE_NUMBERS[self.code], message=_clip(self.message, MAX_MESSAGE),
+                                   details=details)
         return rpc_status.to_status(status)
 
 
 _CODE_NUMBERS = {code: code.value[0] for code in grpc.StatusCode}
+
+# The status travels in trailing metadata, which gRPC limits to 16 KiB (8 KiB advised): an error naming
+# thousands of bad fields would reach the client as RESOURCE_EXHAUSTED instead of INVALID_ARGUMENT.
+MAX_MESSAGE = 1000
+MAX_VIOLATION_BYTES = 4000
+MAX_TEXT = 200
+
+
+def _clip(text: str, most: int) -> str:
+    return text if len(text) <= most else text[:most - 1] + "…"
+
+
+def _within_budget(violations: list[tuple[str, str]]) -> list[tuple[str, str]]:
+    """The violations that fit the metadata budget (each clipped), and a last one counting the rest."""
+    kept: list[tuple[str, str]] = []
+    used = 0
+    for position, (field, description) in enumerate(violations):
+        field, description = _clip(field, MAX_TEXT), _clip(description, MAX_TEXT)
+        used += len(field.encode()) + len(description.encode()) + 8
+        if used > MAX_VIOLATION_BYTES:
+            return [*kept, ("", f"{len(violations) - position} more problems not shown")]
+        kept.append((field, description))
+    return kept
 assert _CODE_NUMBERS[grpc.StatusCode.INVALID_ARGUMENT] == code_pb2.INVALID_ARGUMENT
 
 

@@ -14,9 +14,9 @@ from typing import Any, cast
 
 from argobalsam.argo.v1 import job_pb2
 from argobalsam.balsam.v1 import assignment_pb2
-from sqlalchemy import Connection, Table, select, update
+from sqlalchemy import Connection, Table
 
-from . import data_plan
+from . import data_plan, metrics, statements, tracing
 from .db import bulk_insert
 from .ids import step_id
 from .models import Job, JobEvent, JobSite, Step
@@ -51,6 +51,7 @@ class Buffer:
     def flush(self, connection: Connection) -> None:
         """Inserts the buffered events and outbox rows."""
         bulk_insert(connection, events_table, self.events)
+        metrics.count_events(self.events)
         self.events.clear()
         bulk_insert(connection, outbox_table, self.outbox)
         self.outbox.clear()
@@ -83,15 +84,10 @@ class Change:
     @classmethod
     def load(cls, connection: Connection, buffer: Buffer, job_id: str, lock: bool = True) -> Change | None:
         """Loads a job and its steps, locking the job row (the lock orders concurrent changers)."""
-        query = select(jobs_table).where(jobs_table.c.id == job_id)
-        if lock:
-            query = query.with_for_update()
-        row = connection.execute(query).mappings().first()
+        row, steps = statements.load_job(connection, job_id, lock)
         if row is None:
             return None
-        steps = connection.execute(select(steps_table).where(steps_table.c.job_id == job_id)
-                                   .order_by(steps_table.c.index)).mappings().all()
-        return cls(connection, buffer, dict(row), [dict(step) for step in steps])
+        return cls(connection, buffer, row, steps)
 
     # -- job ------------------------------------------------------------------------------------
 
@@ -106,9 +102,8 @@ class Change:
                               J.JOB_STATE_REJECTED)
         values["end_time"] = now if terminal else None
         self.job["end_time"] = values["end_time"]
-        self.connection.execute(update(jobs_table).where(jobs_table.c.id == self.job["id"]).values(**values))
-        self.connection.execute(update(job_sites_table).where(job_sites_table.c.job_id == self.job["id"])
-                                .values(state=target))
+        statements.update_job(self.connection, self.job["id"], values)
+        statements.update_job_sites(self.connection, self.job["id"], {"state": target})
         self.buffer.events.append(event_record(self.job, now, reason=reason))
 
     # -- steps ----------------------------------------------------------------------------------
@@ -142,8 +137,7 @@ class Change:
         self.buffer.events.append(event_record(self.job, now, step, previous, reason))
 
     def _write_step(self, step: Record, values: Record) -> None:
-        self.connection.execute(update(steps_table).where(steps_table.c.job_id == self.job["id"],
-                                                          steps_table.c.index == step["index"]).values(**values))
+        statements.update_step(self.connection, self.job["id"], step["index"], values)
 
     def update_step_details(self, step: Record, **details: Any) -> None:
         """Records facts that are not a state change (scheduler id, exit code, report sequence)."""
@@ -154,7 +148,8 @@ class Change:
         step["envelope_sequence"] += 1
         self._write_step(step, {"envelope_sequence": step["envelope_sequence"]})
         return make_envelope(step_id(self.job["id"], step["index"]), step["attempt"], step["envelope_sequence"],
-                             step["target_site"], self.buffer.now, self.buffer.trace_context)
+                             step["target_site"], self.buffer.now,
+                             tracing.job_carrier(self.job, self.buffer.trace_context))
 
     def send(self, step: Record, action: str, reason: str = "") -> None:
         """Writes a cancel/hold/release envelope for ``step`` to the outbox."""
@@ -173,8 +168,7 @@ class Change:
         """Starts a new attempt of step ``index``: DISPATCHED, with an Assign in the outbox."""
         step = self.steps[index]
         self.job["current_step"] = index
-        self.connection.execute(update(jobs_table).where(jobs_table.c.id == self.job["id"])
-                                .values(current_step=index, update_time=self.buffer.now))
+        statements.update_job(self.connection, self.job["id"], {"current_step": index, "update_time": self.buffer.now})
         self.set_step_state(step, S.STEP_STATE_DISPATCHED, attempt=step["attempt"] + 1, report_sequence=0)
         self.buffer.outbox.append(outbox_row(self.assign_envelope(index), self.buffer.now))
 

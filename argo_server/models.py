@@ -55,6 +55,9 @@ class Job(Base):
     request_id: Mapped[str | None] = mapped_column(String(128), nullable=True, unique=True)
     #: Digest of the request, to tell a retry from a reuse of the id with a different request.
     request_digest: Mapped[str | None] = mapped_column(String(64), nullable=True)
+    #: W3C context of CreateJob's span as ``key=value`` lines: every envelope of the job continues
+    #: this trace, also those caused by calls from other traces (see :mod:`argo_server.tracing`).
+    trace_context: Mapped[str | None] = mapped_column(Text, nullable=True)
 
     __table_args__ = (
         Index("ix_jobs_state_id", "state", "id"),
@@ -169,3 +172,24 @@ class MailNotice(Base):
     event_id: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
     job_id: Mapped[str] = mapped_column(String(32))
     claim_time: Mapped[int] = mapped_column(BigInteger)
+
+
+class ApiToken(Base):
+    """A bearer token of the gRPC API (``argo-server token create``), stored hashed.
+
+    The token handed to the user is ``argo_<id>_<secret>``: ``id`` finds the row, and the SHA-256 of the
+    secret is compared in constant time, so the database never holds anything that logs a user in."""
+
+    __tablename__ = "tokens"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    user: Mapped[str] = mapped_column(String(255))
+    admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Hex SHA-256 of the token's secret part.
+    secret_hash: Mapped[str] = mapped_column(String(64))
+    description: Mapped[str] = mapped_column(Text, default="")
+    create_time: Mapped[int] = mapped_column(BigInteger)
+    #: Set by ``token revoke``; a revoked token is refused but kept for the record.
+    revoke_time: Mapped[int | None] = mapped_column(BigInteger, nullable=True)
+
+    __table_args__ = (Index("ix_tokens_user", "user"),)

@@ -20,7 +20,8 @@ import threading
 import pika
 from pika.adapters.blocking_connection import BlockingChannel
 
-from . import topology
+from . import topology, tracing
+from .amqp_connect import AmqpTls, connection_parameters
 from .db import Database
 from .outbox import PendingMessage, claim_batch, mark_sent
 
@@ -39,6 +40,8 @@ class OutboxRelay:
         self.poll_interval = poll_interval
         self.published = 0
         self.connection: pika.BlockingConnection | None = None
+        #: TLS settings of ``amqps://`` URLs (set by the server from its ``amqp_tls_*`` settings).
+        self.tls: AmqpTls | None = None
         self._wake = threading.Event()
 
     def notify(self) -> None:
@@ -47,9 +50,8 @@ class OutboxRelay:
 
     def loop(self, stop: threading.Event) -> None:
         """Connects, then publishes batches until ``stop`` is set (raises on any failure)."""
-        parameters = pika.URLParameters(self.amqp_url)
         # Named, so that an operator (or a test) can find it in `rabbitmqctl list_connections`.
-        parameters.client_properties = {"connection_name": f"argo-server outbox relay {self.prefix}"}
+        parameters = connection_parameters(self.amqp_url, f"argo-server outbox relay {self.prefix}", self.tls)
         connection = pika.BlockingConnection(parameters)
         self.connection = connection
         try:
@@ -91,8 +93,10 @@ class OutboxRelay:
             if message.site not in declared:
                 topology.declare_site_queue(channel, self.prefix, message.site)
                 declared.add(message.site)
+            # traceparent/tracestate of a PRODUCER span in the job's trace (the row stores its parent).
+            headers = tracing.publish_headers(message.headers, message.site, exchange, message.body)
             properties = pika.BasicProperties(delivery_mode=2, content_type=topology.PROTOBUF,
-                                              type=message.message_type, headers=message.headers or None)
+                                              type=message.message_type, headers=headers or None)
             # The underlying channel queues the frames without flushing the socket per message (the
             # blocking wrapper does, at twice the CPU); tx_commit below flushes and waits for all.
             channel._impl.basic_publish(exchange, message.site, message.body, properties)

@@ -11,7 +11,7 @@ import grpc
 from argobalsam.argo.v1 import argo_service_pb2, argo_service_pb2_grpc, job_pb2
 from opentelemetry import trace
 
-from . import errors, validation
+from . import auth, errors, tracing, validation
 from .ids import parse_job_name
 from .store import JobStore
 from .transitions import JOB_TERMINAL
@@ -26,17 +26,17 @@ tracer = trace.get_tracer("argo_server")
 
 def rpc(method: F) -> F:
     """Runs a unary method in a span; turns ApiError into a rich gRPC status and any other exception
-    into INTERNAL (logged). The span is current while the method writes its outbox rows, so its
-    context travels with the envelopes (W3C ``traceparent``)."""
+    into INTERNAL (logged). The call's SERVER span (:class:`argo_server.tracing.ServerTracingInterceptor`)
+    is current while the method writes its outbox rows, so its context travels with the envelopes."""
 
     @functools.wraps(method)
     def wrapper(self: Any, request: Any, context: grpc.ServicerContext) -> Any:
         try:
-            with tracer.start_as_current_span(method.__name__, kind=trace.SpanKind.SERVER):
-                return method(self, request, context)
+            return method(self, request, context)
         except errors.ApiError as error:
             errors.abort(context, error)
-        except Exception:
+        except Exception as error:
+            trace.get_current_span().record_exception(error)
             log.exception("%s failed", method.__name__)
             errors.abort(context, errors.internal())
 
@@ -63,12 +63,14 @@ class ArgoService(argo_service_pb2_grpc.ArgoServiceServicer):
     def CreateJob(self, request: argo_service_pb2.CreateJobRequest,  # noqa: N802 - gRPC method name
                   context: grpc.ServicerContext) -> argo_service_pb2.CreateJobResponse:
         """Creates a job with its first step dispatched (or returns the request_id's first job)."""
+        auth.claim_owner(request.job, "job.owner")
         violations = validation.validate_create(request, self.known_sites)
         if violations:
             raise errors.invalid_request(violations)
         if request.validate_only:
             return argo_service_pb2.CreateJobResponse(job=request.job)
         job = self.store.create_job(request)
+        tracing.annotate_job(job)
         return argo_service_pb2.CreateJobResponse(job=job)
 
     @rpc
@@ -79,6 +81,7 @@ class ArgoService(argo_service_pb2_grpc.ArgoServiceServicer):
             raise errors.invalid_request([("requests", f"more than {validation.MAX_BATCH} requests")])
         violations: validation.Violations = []
         for position, create in enumerate(request.requests):
+            auth.claim_owner(create.job, f"requests[{position}].job.owner")
             violations.extend(validation.validate_create(create, self.known_sites, f"requests[{position}]"))
         if violations:
             raise errors.invalid_request(violations)
@@ -92,7 +95,7 @@ class ArgoService(argo_service_pb2_grpc.ArgoServiceServicer):
                context: grpc.ServicerContext) -> argo_service_pb2.GetJobResponse:
         """Returns one job."""
         job = self.store.get_job(job_id_of(request.name))
-        if job is None:
+        if job is None or not auth.may_see(job.owner):
             raise errors.not_found("job", request.name)
         return argo_service_pb2.GetJobResponse(job=job)
 
@@ -103,11 +106,13 @@ class ArgoService(argo_service_pb2_grpc.ArgoServiceServicer):
         violations = validation.validate_list(request)
         if violations:
             raise errors.invalid_request(violations)
-        jobs, token = self.store.list_jobs(request)
+        jobs, token = self.store.list_jobs(auth.scoped_list_request(request))
         return argo_service_pb2.ListJobsResponse(jobs=jobs, next_page_token=token)
 
     def _verb(self, name: str, verb: str, reason: str = "") -> job_pb2.Job:
-        return self.store.change_job(job_id_of(name), verb, reason)
+        job_id = job_id_of(name)
+        auth.check_job_access(self.store.db, job_id, name)
+        return self.store.change_job(job_id, verb, reason)
 
     @rpc
     def CancelJob(self, request: argo_service_pb2.CancelJobRequest,  # noqa: N802
@@ -139,8 +144,9 @@ class ArgoService(argo_service_pb2_grpc.ArgoServiceServicer):
         """A job's history, oldest first."""
         if request.page_size < 0:
             raise errors.invalid_request([("page_size", "must not be negative")])
-        events, token = self.store.list_events(job_id_of(request.parent, "parent"), request.page_size,
-                                               request.page_token)
+        job_id = job_id_of(request.parent, "parent")
+        auth.check_job_access(self.store.db, job_id, request.parent)
+        events, token = self.store.list_events(job_id, request.page_size, request.page_token)
         return argo_service_pb2.ListJobEventsResponse(events=events, next_page_token=token)
 
     def WatchJobs(self, request: argo_service_pb2.WatchJobsRequest,  # noqa: N802
@@ -148,6 +154,14 @@ class ArgoService(argo_service_pb2_grpc.ArgoServiceServicer):
         """Streams job changes; a watch of one job ends after its terminal event."""
         try:
             job_id = job_id_of(request.name) if request.name else None
+            if job_id is not None:
+                auth.check_job_access(self.store.db, job_id, request.name)
+            owner = auth.scope_owner(request.owner)
+            if owner != request.owner:
+                scoped = argo_service_pb2.WatchJobsRequest()
+                scoped.CopyFrom(request)
+                scoped.owner = owner
+                request = scoped
             subscription = self.poller.subscribe(job_id)
             try:
                 yield from self._watch(request, context, job_id, subscription)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import hashlib
 import logging
 import re
@@ -16,7 +17,7 @@ from argobalsam.balsam.v1 import status_pb2
 from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
-from . import errors
+from . import errors, metrics, tracing
 from .convert import event_message, job_message, job_spec, step_spec
 from .data_plan import job_data_url
 from .db import Database, bulk_insert
@@ -139,6 +140,7 @@ class JobStore:
         job_row, steps = new_job_records(job_id, job, job_spec(job), [step_spec(s) for s in job.steps], now,
                                          job_data_url(self.data_root, job_id), request.request_id or None, digest)
         buffer = Buffer(now)
+        job_row["trace_context"] = tracing.encode_context(buffer.trace_context) or None
         self._dispatch_new(buffer, job_row, steps, list(job.steps))
         sites = [{"job_id": job_id, "site": site, "state": job_row["state"]}
                  for site in sorted({step.target_site for step in job.steps})]
@@ -152,6 +154,7 @@ class JobStore:
         bulk_insert(connection, steps_table, [step for p in prepared for step in p.step_rows])
         bulk_insert(connection, job_sites_table, [site for p in prepared for site in p.site_rows])
         bulk_insert(connection, events_table, [event for p in prepared for event in p.buffer.events])
+        metrics.count_events([event for p in prepared for event in p.buffer.events])
         bulk_insert(connection, outbox_table, [row for p in prepared for row in p.buffer.outbox])
 
     def _create(self, connection: Connection, requests: Sequence[argo_service_pb2.CreateJobRequest]
@@ -357,7 +360,9 @@ class JobStore:
             if change is None or index >= len(change.steps):
                 unknown.add(position)
                 continue
-            self._apply_one(change, change.steps[index], status, result)
+            step = change.steps[index]
+            tracing.observe_update(functools.partial(self._apply_one, change, step, status, result),
+                                   change.job, step, status, result)
         result.unknown += len(unknown)
         buffer.flush(connection)
         return unknown

@@ -32,10 +32,10 @@ from typing import Any
 from argobalsam.argo.v1 import job_pb2, site_pb2
 from argobalsam.balsam.v1 import assignment_pb2, status_pb2
 from google.protobuf import message as protobuf_message
-from opentelemetry import propagate, trace
 
 from balsam_agent import __version__
 from balsam_agent.amqp import AssignmentConsumer, StatusPublisher
+from balsam_agent.amqp_connect import configure_links
 from balsam_agent.config import AgentConfig, resolve_site
 from balsam_agent.lifecycle import (
     FAILED_PHASE,
@@ -58,10 +58,10 @@ from balsam_agent.safety import (
 )
 from balsam_agent.scheduler import SchedulerBackend, SchedulerError, SchedulerJobStatus, SchedulerState
 from balsam_agent.state import OutboxReader, StateStore
+from balsam_agent.tracing import StepTracing, adopt_headers
 from balsam_agent.transfer import TransferBackend, TransferError, check_url
 
 log = logging.getLogger(__name__)
-tracer = trace.get_tracer("balsam_agent")
 
 S = job_pb2  # StepState / StepPhase constants
 #: Poll cycles a submitted job may be missing from the scheduler before the step fails.
@@ -75,6 +75,8 @@ class _Delivery:
     tag: int
     generation: int
     received: float
+    #: AMQP headers (the W3C trace context of the server's publish).
+    headers: Any = None
 
 
 @dataclasses.dataclass
@@ -89,6 +91,8 @@ class _WorkDone:
 class _PollDone:
     statuses: dict[str, SchedulerJobStatus]
     polled: list[str]
+    #: ``time.time()`` when the poll started (the start of a ``balsam.poll`` span).
+    started: float = 0.0
 
 
 class Agent:
@@ -99,6 +103,7 @@ class Agent:
         pm = get_plugin_manager(load_entry_points=config.load_entry_points, extra_plugins=config.extra_plugins)
         self.plugins = Plugins(pm)
         self.site: SiteProfile = resolve_site(config, self.plugins.sites)
+        configure_links(config)  # TLS settings that cannot work fail here, before anything starts
         scheduler_class = self.plugins.scheduler(self.site.scheduler)
         self.scheduler: SchedulerBackend = scheduler_class(self.site)
         self._transfer_backends: dict[str, TransferBackend] = {}
@@ -127,6 +132,7 @@ class Agent:
             max(1, self.site.max_concurrent_transfers), thread_name_prefix="balsam-transfer")
         self._started = False
         self._hostname = socket.gethostname()
+        self.tracing = StepTracing(self.site.name)
 
     # --- public API ---
 
@@ -146,6 +152,7 @@ class Agent:
             heartbeat_interval=self.config.heartbeat_interval)
         self._consumer = AssignmentConsumer(self.config.amqp_url, self.config.amqp_prefix, self.site.name,
                                             self.config.prefetch, self._on_delivery)
+        configure_links(self.config, self._consumer, self._publisher)
         self._recover()
         for target, name in ((self._engine, "balsam-engine"), (self._poller, "balsam-poller")):
             thread = threading.Thread(target=target, name=name, daemon=True)
@@ -160,6 +167,12 @@ class Agent:
         """Waits until both broker connections are up (the assignment queue is declared)."""
         assert self._consumer is not None and self._publisher is not None
         return self._consumer.connected.wait(timeout) and self._publisher.connected.wait(timeout)
+
+    @property
+    def broker_refusal(self) -> str | None:
+        """Why the broker refused this agent for good (login, permissions, certificate), or None."""
+        links = (self._consumer, self._publisher)
+        return next((link.refusal for link in links if link is not None and link.refusal), None)
 
     def active_steps(self) -> int:
         """Attempts not yet terminal."""
@@ -211,6 +224,7 @@ class Agent:
             self._store.close()
         if self._outbox is not None:
             self._outbox.close()
+        self.tracing.close()
         self._started = False
 
     def heartbeat(self, stopping: bool = False) -> status_pb2.AgentReport:
@@ -239,10 +253,10 @@ class Agent:
                 self._transfer_backends[scheme] = backend
             return backend
 
-    def _on_delivery(self, body: bytes, tag: int, generation: int) -> None:
+    def _on_delivery(self, body: bytes, tag: int, generation: int, headers: Any = None) -> None:
         with self._idle:
             self._pending_events += 1
-        self._inbox.put(_Delivery(body, tag, generation, time.monotonic()))
+        self._inbox.put(_Delivery(body, tag, generation, time.monotonic(), headers))
 
     def _post(self, event: Any) -> None:
         with self._idle:
@@ -344,7 +358,8 @@ class Agent:
 
     def _do_work(self, run: StepRun, kind: str, fn: Callable[[], Any]) -> None:
         try:
-            result = fn()
+            with self.tracing.work(run, kind):
+                result = fn()
         except PhaseFailed as exc:
             self._post(_WorkDone(run, kind, error=str(exc)))
         except SchedulerError as exc:
@@ -373,22 +388,14 @@ class Agent:
         if exit_code is not None:
             update.exit_code = exit_code
         update.time.GetCurrentTime()
-        parent = propagate.extract(dict(run.envelope.trace_context))
-        with tracer.start_as_current_span(f"balsam.step.{S.StepState.Name(state)}", context=parent) as span:  # type: ignore[arg-type]
-            if span.is_recording():
-                span.set_attribute("argo.step_id", run.step_id)
-                span.set_attribute("argo.attempt", run.attempt)
-                if run.scheduler_id:
-                    span.set_attribute("argo.scheduler_id", run.scheduler_id)
-                carrier: dict[str, str] = {}
-                propagate.inject(carrier)
-                update.trace_context.update(carrier)
+        self.tracing.report(run, update)  # its span's context goes with the update
         self._updates.append(update.SerializeToString())
         self._touch(run)
 
     def _finish(self, run: StepRun, state: int, reason: str = "", *, failed_phase: int = 0,
                 exit_code: int | None = None) -> None:
         self._report(run, state, reason=reason, failed_phase=failed_phase, exit_code=exit_code)
+        self.tracing.finish(run, state, reason)
         run.terminal = True
         self._unwatch(run)
         if self._runs.get(run.step_id) is run:
@@ -440,6 +447,7 @@ class Agent:
                 return
             if current is not None:
                 self._cancel(current, f"superseded by attempt {envelope.attempt}")
+            adopt_headers(envelope, delivery.headers)
             self._accept(envelope)
             return
         if current is None or current.attempt != envelope.attempt:
@@ -668,6 +676,7 @@ class Agent:
                 ids = list(self._poll_ids)
             if not ids:
                 continue
+            started = time.time()
             try:
                 statuses = self.scheduler.poll(ids)
                 delay = 0.0
@@ -678,7 +687,7 @@ class Agent:
                 continue
             self.poll_calls += 1
             self._poll_consumed.clear()
-            self._post(_PollDone(statuses, ids))
+            self._post(_PollDone(statuses, ids, started))
             # One poll result in flight at a time: the engine applies it before the next poll.
             self._poll_consumed.wait(timeout=5)
 
@@ -696,7 +705,10 @@ class Agent:
                         self._fail(run, "run", f"scheduler job {scheduler_id} vanished from the scheduler")
                     continue
                 run.misses = 0
+                before = (run.state, run.phase, run.terminal)
                 self._apply_status(run, status)
+                if (run.state, run.phase, run.terminal) != before:
+                    self.tracing.poll_changed(run, before[0], status.native_state, poll.started)
         finally:
             self._poll_consumed.set()
 

@@ -11,10 +11,13 @@ import logging
 import threading
 import time
 from collections.abc import Callable
+from typing import Any
 
 import pika
 import pika.exceptions
 from argobalsam.balsam.v1 import status_pb2
+
+from balsam_agent.amqp_connect import AmqpTls, apply_tls, refusal_of
 
 log = logging.getLogger(__name__)
 
@@ -33,23 +36,28 @@ def queue_arguments(prefix: str) -> dict[str, str]:
     return {"x-queue-type": "quorum", "x-dead-letter-exchange": f"{prefix}.dead"}
 
 
-def declare_topology(channel: pika.adapters.blocking_connection.BlockingChannel, prefix: str, site: str) -> None:
-    """Declares what the agent uses: the exchanges and its own assignment queue (idempotent)."""
-    channel.exchange_declare(f"{prefix}.assign", "direct", durable=True)
-    channel.exchange_declare(f"{prefix}.status", "topic", durable=True)
-    channel.exchange_declare(f"{prefix}.dead", "fanout", durable=True)
+def declare_topology(channel: pika.adapters.blocking_connection.BlockingChannel, prefix: str, site: str,
+                     passive_exchanges: bool = False) -> None:
+    """Declares what the agent uses: the exchanges and its own assignment queue (idempotent).
+
+    With ``passive_exchanges`` the exchanges (which the server declares at its start) are only checked,
+    which needs no configure permission on them: the broker may then limit the agent to its own queue."""
+    channel.exchange_declare(f"{prefix}.assign", "direct", durable=True, passive=passive_exchanges)
+    channel.exchange_declare(f"{prefix}.status", "topic", durable=True, passive=passive_exchanges)
+    channel.exchange_declare(f"{prefix}.dead", "fanout", durable=True, passive=passive_exchanges)
     queue = assign_queue_name(prefix, site)
     channel.queue_declare(queue, durable=True, arguments=queue_arguments(prefix))
     channel.queue_bind(queue, f"{prefix}.assign", routing_key=site)
 
 
-def connection_parameters(url: str, name: str) -> pika.URLParameters:
-    """Connection parameters with a connection name operators can see in ``rabbitmqctl``."""
+def connection_parameters(url: str, name: str, tls: AmqpTls | None = None) -> pika.URLParameters:
+    """Connection parameters with a connection name operators can see in ``rabbitmqctl`` (and TLS and
+    certificate login for ``amqps://``, see :mod:`balsam_agent.amqp_connect`)."""
     params = pika.URLParameters(url)
     params.client_properties = {"connection_name": name}
     params.heartbeat = 30
     params.blocked_connection_timeout = 60
-    return params
+    return apply_tls(params, url, tls)
 
 
 class Backoff:
@@ -68,8 +76,8 @@ class Backoff:
         self.delay = self.first
 
 
-#: Called with (body, delivery tag, connection generation) for every assignment.
-DeliveryHandler = Callable[[bytes, int, int], None]
+#: Called with (body, delivery tag, connection generation, AMQP headers) for every assignment.
+DeliveryHandler = Callable[[bytes, int, int, Any], None]
 
 
 class AssignmentConsumer:
@@ -80,6 +88,11 @@ class AssignmentConsumer:
         self.on_delivery = on_delivery
         self.generation = 0
         self.connected = threading.Event()
+        #: TLS settings and passive exchange declaration (set by the agent from its configuration).
+        self.tls: AmqpTls | None = None
+        self.declare_exchanges = True
+        #: Why the broker refused this agent for good (the consumer then stops), or None.
+        self.refusal: str | None = None
         self._stop = threading.Event()
         self._conn: pika.BlockingConnection | None = None
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
@@ -94,21 +107,24 @@ class AssignmentConsumer:
         while not self._stop.is_set():
             try:
                 conn = pika.BlockingConnection(connection_parameters(
-                    self.url, f"balsam-agent {self.prefix} {self.site} consumer"))
+                    self.url, f"balsam-agent {self.prefix} {self.site} consumer", self.tls))
             except _AMQP_ERRORS as exc:
+                if self._refused(exc):
+                    return
                 log.warning("cannot connect to the broker (%s); retrying in %.1fs", exc, backoff.delay)
                 backoff.wait(self._stop)
                 continue
             try:
                 channel = conn.channel()
-                declare_topology(channel, self.prefix, self.site)
+                declare_topology(channel, self.prefix, self.site, passive_exchanges=not self.declare_exchanges)
                 channel.basic_qos(prefetch_count=self.prefetch)
                 self.generation += 1
                 generation = self.generation
 
                 def deliver(ch: object, method: pika.spec.Basic.Deliver, props: object, body: bytes,
                             generation: int = generation) -> None:
-                    self.on_delivery(body, method.delivery_tag, generation)
+                    # The headers carry the W3C trace context (traceparent) of the server's publish.
+                    self.on_delivery(body, method.delivery_tag, generation, getattr(props, "headers", None))
 
                 channel.basic_consume(assign_queue_name(self.prefix, self.site), deliver)
                 self._conn, self._channel = conn, channel
@@ -117,6 +133,8 @@ class AssignmentConsumer:
                 while not self._stop.is_set():
                     conn.process_data_events(time_limit=0.2)
             except _AMQP_ERRORS as exc:
+                if self._refused(exc):
+                    return
                 log.warning("assignment consumer lost the broker (%s); reconnecting", exc)
                 backoff.wait(self._stop)
             finally:
@@ -127,6 +145,12 @@ class AssignmentConsumer:
                         conn.close()
                     except _AMQP_ERRORS:
                         pass
+
+    def _refused(self, error: BaseException) -> bool:
+        self.refusal = refusal_of(error)
+        if self.refusal is not None:
+            log.error("assignment consumer of site %s stops: %s", self.site, self.refusal)
+        return self.refusal is not None
 
     def _call(self, generation: int, action: Callable[[pika.adapters.blocking_connection.BlockingChannel], None]
               ) -> None:
@@ -170,6 +194,11 @@ class StatusPublisher:
         self.batch_size = batch_size
         self.published_messages = 0
         self.connected = threading.Event()
+        #: TLS settings and passive exchange declaration (set by the agent from its configuration).
+        self.tls: AmqpTls | None = None
+        self.declare_exchanges = True
+        #: Why the broker refused this agent for good (the publisher then stops), or None.
+        self.refusal: str | None = None
         self._wake = threading.Event()
         self._stop = threading.Event()
         self._channel: pika.adapters.blocking_connection.BlockingChannel | None = None
@@ -205,9 +234,9 @@ class StatusPublisher:
 
     def _connect(self) -> None:
         conn = pika.BlockingConnection(connection_parameters(
-            self.url, f"balsam-agent {self.prefix} {self.site} publisher"))
+            self.url, f"balsam-agent {self.prefix} {self.site} publisher", self.tls))
         channel = conn.channel()
-        channel.exchange_declare(f"{self.prefix}.status", "topic", durable=True)
+        channel.exchange_declare(f"{self.prefix}.status", "topic", durable=True, passive=not self.declare_exchanges)
         channel.confirm_delivery()
         self._conn, self._channel = conn, channel
         self.connected.set()
@@ -244,6 +273,10 @@ class StatusPublisher:
                     self._conn.process_data_events(time_limit=0)
                     self._wake.wait(0.05)
             except _AMQP_ERRORS as exc:
+                self.refusal = refusal_of(exc)
+                if self.refusal is not None:
+                    log.error("status publisher of site %s stops: %s", self.site, self.refusal)
+                    break
                 log.warning("status publisher lost the broker (%s); retrying in %.1fs", exc, backoff.delay)
                 self._disconnect()
                 if stopping:

@@ -30,25 +30,6 @@ def _plugins_command() -> int:
     return 0
 
 
-def _configure_telemetry() -> None:
-    """Sets up the OpenTelemetry SDK when it is installed and an OTLP endpoint is configured."""
-    import os
-
-    if not os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT"):
-        return
-    try:
-        from opentelemetry import trace
-        from opentelemetry.exporter.otlp.proto.grpc.trace_exporter import OTLPSpanExporter
-        from opentelemetry.sdk.resources import Resource
-        from opentelemetry.sdk.trace import TracerProvider
-        from opentelemetry.sdk.trace.export import BatchSpanProcessor
-    except ImportError:
-        return
-    provider = TracerProvider(resource=Resource.create({"service.name": "balsam-agent"}))
-    provider.add_span_processor(BatchSpanProcessor(OTLPSpanExporter()))
-    trace.set_tracer_provider(provider)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``balsam-agent``."""
     args = list(sys.argv[1:] if argv is None else argv)
@@ -67,7 +48,9 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"balsam-agent: {exc}", file=sys.stderr)
         return 2
-    _configure_telemetry()
+    from balsam_agent.telemetry import configure
+
+    shutdown_telemetry = configure("balsam-agent")
     from balsam_agent.agent import Agent
     from balsam_agent.plugin_manager import PluginError
 
@@ -83,9 +66,20 @@ def main(argv: list[str] | None = None) -> int:
 
     signal.signal(signal.SIGTERM, on_signal)
     signal.signal(signal.SIGINT, on_signal)
-    agent.start()
-    done.wait()
+    try:
+        agent.start()
+    except (ValueError, OSError) as exc:
+        print(f"balsam-agent: {exc}", file=sys.stderr)
+        return 2
+    # A refusal by the broker (login, permissions, certificate) cannot cure itself: stop and say why.
+    while not done.wait(0.5):
+        if agent.broker_refusal:
+            print(f"balsam-agent: site {options.site}: {agent.broker_refusal}", file=sys.stderr)
+            agent.stop()
+            shutdown_telemetry()
+            return 2
     agent.stop()
+    shutdown_telemetry()  # flushes the last spans
     return 0
 
 

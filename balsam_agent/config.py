@@ -53,12 +53,22 @@ class AgentConfig:
     load_entry_points: bool = True
     #: Plugin objects registered in addition (tests, embedding applications).
     extra_plugins: tuple[object, ...] = ()
+    #: RabbitMQ over TLS (``amqps://``): CA of the broker, client certificate and key (the certificate
+    #: is the login when the URL has no user), and the name to verify when it differs from the host.
+    amqp_tls_ca: str = ""
+    amqp_tls_cert: str = ""
+    amqp_tls_key: str = ""
+    amqp_tls_server_name: str = ""
+    #: Declare the exchanges the server owns (assign, status, dead); false only checks that they exist,
+    #: so the broker may deny the agent every configure permission but its own queue's.
+    declare_exchanges: bool = True
 
     @classmethod
     def from_mapping(cls, site_name: str, data: Mapping[str, Any]) -> AgentConfig:
         """Builds a configuration from the parsed YAML mapping."""
         known = {"amqp_url", "amqp_prefix", "state_dir", "heartbeat_interval", "workers", "prefetch", "site",
-                 "load_entry_points"}
+                 "load_entry_points", "amqp_tls_ca", "amqp_tls_cert", "amqp_tls_key", "amqp_tls_server_name",
+                 "declare_exchanges"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown configuration keys {unknown}; valid: {sorted(known)}")

@@ -18,6 +18,7 @@ from pathlib import Path
 from argobalsam.argo.v1 import job_pb2
 from argobalsam.balsam.v1 import assignment_pb2
 
+from balsam_agent import metrics
 from balsam_agent.plugin_manager import Plugins
 from balsam_agent.records import SiteProfile, StepContext
 from balsam_agent.safety import Rejected, path_in_workdir, resolve_hook, resolve_program
@@ -188,7 +189,8 @@ class PhaseRunner:
                 path.parent.mkdir(parents=True, exist_ok=True)
                 groups[url_scheme(source.source_url)].append(TransferItem(source.source_url, path, run.workdir))
             for scheme, items in groups.items():
-                self.transfers(scheme).fetch(items, run.cancelled)
+                with metrics.transfer(self.site.name, scheme, "in", items):
+                    self.transfers(scheme).fetch(items, run.cancelled)
         except (TransferError, Rejected) as exc:
             raise PhaseFailed(f"stage-in failed: {exc}") from exc
 
@@ -241,7 +243,8 @@ class PhaseRunner:
                 for url in item.destination_urls:
                     groups[url_scheme(url)].append(TransferItem(url, path, run.workdir))
             for scheme, items in groups.items():
-                self.transfers(scheme).store(items, run.cancelled)
+                with metrics.transfer(self.site.name, scheme, "out", items):
+                    self.transfers(scheme).store(items, run.cancelled)
         except (TransferError, Rejected) as exc:
             raise PhaseFailed(f"stage-out failed: {exc}") from exc
 

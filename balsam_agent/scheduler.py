@@ -19,6 +19,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from balsam_agent import metrics
 from balsam_agent.records import SiteProfile
 
 log = logging.getLogger(__name__)
@@ -184,6 +185,7 @@ class BatchScheduler(SchedulerBackend):
     #: First backoff in seconds; doubled after each failure.
     command_backoff: float = 0.5
 
+    @metrics.timed_command
     def run(self, argv: Sequence[str], *, input: str | None = None, cwd: Path | None = None,
             check: bool = True, attempts: int | None = None) -> CommandResult:
         """Runs a scheduler command (argv, never a shell) with timeout and retries."""
@@ -207,6 +209,7 @@ class BatchScheduler(SchedulerBackend):
                 last = f"{argv[0]} exited {proc.returncode}: {(proc.stderr or proc.stdout).strip()[:500]}"
             log.warning("scheduler command failed (attempt %d/%d): %s", attempt, tries, last)
             if attempt < tries:
+                metrics.command_retried(self.site.name, argv)
                 time.sleep(delay)
                 delay *= 2
         raise SchedulerError(last)

@@ -8,6 +8,7 @@ SQLite in WAL mode, written through the standard library: the agent's writes are
 from __future__ import annotations
 
 import sqlite3
+import threading
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -79,6 +80,21 @@ class StepRow:
     updated: float
 
 
+_write_locks: dict[str, threading.Lock] = {}
+_write_locks_guard = threading.Lock()
+
+
+def write_lock(path: Path) -> threading.Lock:
+    """The lock every write transaction of this process on ``path`` takes first.
+
+    SQLite has one writer; the engine and the publisher write the same file. Waiting on this lock wakes
+    the next writer as soon as the lock is free, where SQLite's busy handler sleeps 1, 2, 5, 10, ... ms
+    between retries, which the engine would add to the dispatch latency of the assignments it holds."""
+    key = str(path.resolve())
+    with _write_locks_guard:
+        return _write_locks.setdefault(key, threading.Lock())
+
+
 def connect(path: Path) -> sqlite3.Connection:
     """Opens (and creates) the agent database in WAL mode."""
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -96,19 +112,36 @@ class StateStore:
     def __init__(self, path: Path) -> None:
         self.path = path
         self.conn = connect(path)
+        self._lock = write_lock(path)
+        self._locked = False
 
     def begin(self) -> None:
         """Starts a write transaction."""
-        self.conn.execute("BEGIN IMMEDIATE")
+        self._lock.acquire()
+        self._locked = True
+        try:
+            self.conn.execute("BEGIN IMMEDIATE")
+        except BaseException:
+            self._unlock()
+            raise
+
+    def _unlock(self) -> None:
+        if self._locked:
+            self._locked = False
+            self._lock.release()
 
     def commit(self) -> None:
         """Commits the current transaction."""
         self.conn.execute("COMMIT")
+        self._unlock()
 
     def rollback(self) -> None:
         """Rolls the current transaction back."""
-        if self.conn.in_transaction:
-            self.conn.execute("ROLLBACK")
+        try:
+            if self.conn.in_transaction:
+                self.conn.execute("ROLLBACK")
+        finally:
+            self._unlock()
 
     def seen_envelope(self, step_id: str, attempt: int, sequence: int) -> bool:
         """Records an envelope key; returns True when it was already recorded (a duplicate)."""
@@ -157,6 +190,7 @@ class OutboxReader:
 
     def __init__(self, path: Path) -> None:
         self.conn = connect(path)
+        self._lock = write_lock(path)
 
     def unsent(self, limit: int) -> list[tuple[int, bytes]]:
         """Oldest unsent updates, in the order they were produced."""
@@ -166,9 +200,15 @@ class OutboxReader:
     def mark_sent(self, ids: list[int]) -> None:
         """Marks updates confirmed by the broker."""
         now = time.time()
-        self.conn.execute("BEGIN IMMEDIATE")
-        self.conn.executemany("UPDATE outbox SET sent = ? WHERE id = ?", ((now, i) for i in ids))
-        self.conn.execute("COMMIT")
+        with self._lock:
+            self.conn.execute("BEGIN IMMEDIATE")
+            try:
+                self.conn.executemany("UPDATE outbox SET sent = ? WHERE id = ?", ((now, i) for i in ids))
+                self.conn.execute("COMMIT")
+            except BaseException:
+                if self.conn.in_transaction:
+                    self.conn.execute("ROLLBACK")
+                raise
 
     def count_unsent(self) -> int:
         """Number of updates still waiting for the broker."""
@@ -176,7 +216,8 @@ class OutboxReader:
 
     def purge_sent(self, older_than: float) -> None:
         """Deletes updates confirmed more than ``older_than`` seconds ago."""
-        self.conn.execute("DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?", (time.time() - older_than,))
+        with self._lock:
+            self.conn.execute("DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?", (time.time() - older_than,))
 
     def close(self) -> None:
         """Closes the connection."""

@@ -4,9 +4,10 @@
 
 1. Throughput: BatchCreateJobs of N one-step jobs running ``true`` on the ``local`` site; the time from
    the first create call to the last step's SUCCEEDED report gives steps/s sustained.
-2. Dispatch latency at half that load: CreateJob calls paced at 0.5 × the measured rate; for each job,
-   the time from the CreateJob call to the agent's ACCEPTED report (the agent's own timestamp in the
-   StatusUpdate, same machine clock). p50/p99.
+2. Dispatch latency at half that load: CreateJob calls paced at 0.5 × the measured rate (each call
+   starts at its slot of a fixed schedule, from a few caller threads, so a slow call does not hold back
+   the next ones); for each job, the time from the CreateJob call to the agent's ACCEPTED report (the
+   agent's own timestamp in the StatusUpdate, same machine clock). p50/p99.
 
 The benchmark reads the agents' reports through its own queue bound to the status exchange (a copy of
 every report; the server consumes the real queue).
@@ -15,8 +16,11 @@ every report; the server consumes the real queue).
 from __future__ import annotations
 
 import argparse
+import os
+import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import threading
@@ -29,7 +33,7 @@ import pika
 from argo_client.local_stack import DEFAULT_AMQP_URL, LocalStack
 from argobalsam.argo.v1 import argo_service_pb2 as svc
 from argobalsam.argo.v1 import argo_service_pb2_grpc, job_pb2
-from argobalsam.balsam.v1 import status_pb2
+from argobalsam.balsam.v1 import assignment_pb2, status_pb2
 
 
 class StatusTap:
@@ -74,6 +78,76 @@ class StatusTap:
             time.sleep(0.01)
 
 
+class AssignTap:
+    """Copies every assignment envelope (a private queue bound to the assign exchange) and records when
+    each step's envelope reached the broker, to split the dispatch latency into server and agent parts."""
+
+    def __init__(self, amqp_url: str, prefix: str, site: str) -> None:
+        self.published: dict[str, float] = {}
+        self.lock = threading.Lock()
+        self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+        self.channel = self.connection.channel()
+        self.channel.exchange_declare(f"{prefix}.assign", "direct", durable=True)
+        self.queue = self.channel.queue_declare("", exclusive=True).method.queue
+        self.channel.queue_bind(self.queue, f"{prefix}.assign", site)
+        self.thread = threading.Thread(target=self._run, daemon=True)
+        self.thread.start()
+
+    def _run(self) -> None:
+        for _method, _props, body in self.channel.consume(self.queue, auto_ack=True):
+            envelope = assignment_pb2.AssignmentEnvelope.FromString(body)
+            with self.lock:
+                self.published.setdefault(envelope.step_id, time.time())
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU seconds of a process and its waited-for children (Linux /proc)."""
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+    except OSError:
+        return float("nan")
+    return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
+
+
+class CpuMeter:
+    """CPU used by the server, the agent (with its finished children), the broker and this benchmark."""
+
+    def __init__(self, stack: LocalStack) -> None:
+        assert stack.server is not None
+        self.pids = {"server": stack.server.pid, "agent": stack.agents["local"].pid, "bench": os.getpid()}
+        # The broker is the process listening on the AMQP port (when `ss` may show it).
+        port = pika.URLParameters(stack.amqp_url).port
+        listing = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
+        match = re.search(r"pid=(\d+)", listing)
+        if match:
+            self.pids["broker"] = int(match.group(1))
+        self.start = self.sample()
+
+    def sample(self) -> dict[str, float]:
+        """Current CPU seconds per process, and the wall clock."""
+        return {"wall": time.monotonic(), **{name: cpu_seconds(pid) for name, pid in self.pids.items()}}
+
+    def report(self, units: int) -> str:
+        """CPU share of each process since the last report, and CPU time per unit of work."""
+        now = self.sample()
+        wall = now["wall"] - self.start["wall"]
+        parts = [f"{name} {100 * (now[name] - self.start[name]) / wall:.0f}% "
+                 f"({1e6 * (now[name] - self.start[name]) / max(units, 1):.0f} us/job)"
+                 for name in self.pids]
+        self.start = now
+        return "  CPU: " + ", ".join(parts)
+
+
+def percentiles(values: list[float]) -> str:
+    """``p50 X ms, p99 Y ms`` of values in milliseconds."""
+    values = sorted(values)
+    if not values:
+        return "no samples"
+    return (f"p50 {statistics.median(values):.1f} ms, p99 {values[min(len(values) - 1, int(len(values) * 0.99))]:.1f}"
+            f" ms, max {values[-1]:.1f} ms")
+
+
 def job(program: Path) -> job_pb2.Job:
     return job_pb2.Job(owner="bench", steps=[job_pb2.Step(
         target_site="local", executable=program.name, nodes=1, processes_per_node=1, wall_minutes=5)])
@@ -83,11 +157,48 @@ def step_id(created: job_pb2.Job) -> str:
     return created.name.removeprefix("jobs/") + "/0"
 
 
+def paced_creates(stub: argo_service_pb2_grpc.ArgoServiceStub, program: Path, rate: float, seconds: float,
+                  callers: int) -> tuple[dict[str, float], float]:
+    """CreateJob calls at ``rate`` per second for ``seconds``, each started at its own slot of a fixed
+    schedule by one of ``callers`` threads (so that one slow call does not delay the next ones).
+    Returns {step id: call start (epoch seconds)} and the achieved rate."""
+    interval = 1.0 / rate
+    slots = iter(range(int(rate * seconds)))
+    lock = threading.Lock()
+    sent: dict[str, float] = {}
+    start = time.time() + 0.05
+
+    def caller() -> None:
+        while True:
+            with lock:
+                slot = next(slots, None)
+            if slot is None:
+                return
+            delay = start + slot * interval - time.time()
+            if delay > 0:
+                time.sleep(delay)
+            before = time.time()
+            created = stub.CreateJob(svc.CreateJobRequest(job=job(program))).job
+            with lock:
+                sent[step_id(created)] = before
+
+    threads = [threading.Thread(target=caller) for _ in range(callers)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    elapsed = max(sent.values()) - start
+    return sent, len(sent) / elapsed
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
+    parser.add_argument("--latency-rate", type=float, default=0.0,
+                        help="jobs/s of the latency phase (default: half the measured throughput)")
+    parser.add_argument("--latency-callers", type=int, default=4)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     args = parser.parse_args()
 
@@ -100,6 +211,7 @@ def main() -> int:
     with LocalStack(state, amqp_url=args.amqp_url, amqp_prefix=prefix, sites=["local"]) as stack:
         stack.start_server()
         tap = StatusTap(args.amqp_url, prefix)
+        assign_tap = AssignTap(args.amqp_url, prefix, "local")
         stack.start_agent("local", site_options={"allowed_exec_dir": str(site_bin),
                                                  "work_root": str(state / "work")})
         channel = grpc.insecure_channel(stack.address)
@@ -108,6 +220,7 @@ def main() -> int:
         warm = stub.CreateJob(svc.CreateJobRequest(job=job(program))).job
         tap.wait([step_id(warm)], "succeeded", 60)
 
+        meter = CpuMeter(stack)
         t0 = time.time()
         ids: list[str] = []
         for start in range(0, args.jobs, args.batch):
@@ -121,28 +234,27 @@ def main() -> int:
         rate = len(ids) / (t_end - t0)
         print(f"throughput: {len(ids)} one-step no-op jobs in {t_end - t0:.2f} s = {rate:.0f} steps/s "
               f"(creation took {t_created - t0:.2f} s; failed: {len(tap.failed)})")
+        print(meter.report(len(ids)))
 
-        target = rate / 2
-        interval = 1.0 / target
-        sent: dict[str, float] = {}
-        t_next = time.time()
-        stop_at = t_next + args.latency_seconds
-        while time.time() < stop_at:
-            now = time.time()
-            if now < t_next:
-                time.sleep(t_next - now)
-            before = time.time()
-            created = stub.CreateJob(svc.CreateJobRequest(job=job(program))).job
-            sent[step_id(created)] = before
-            t_next += interval
+        target = rate / 2 if args.latency_rate <= 0 else args.latency_rate
+        meter.report(1)
+        sent, achieved = paced_creates(stub, program, target, args.latency_seconds, args.latency_callers)
         tap.wait(list(sent), "accepted", 120)
+        cpu = meter.report(len(sent))
         lat = sorted((tap.accepted[s] - t) * 1000 for s, t in sent.items() if s in tap.accepted)
-        achieved = len(sent) / args.latency_seconds
         p50 = statistics.median(lat)
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         print(f"dispatch latency (CreateJob -> ACCEPTED at the agent) at {achieved:.0f} jobs/s "
-              f"(half of the measured rate): p50 {p50:.1f} ms, p99 {p99:.1f} ms, max {lat[-1]:.1f} ms, "
-              f"n={len(lat)}")
+              f"(asked {target:.0f}/s = half of the measured rate): p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+              f"max {lat[-1]:.1f} ms, n={len(lat)}")
+        print(cpu)
+        with assign_tap.lock:
+            published = dict(assign_tap.published)
+        print("  of which CreateJob -> envelope at the broker: "
+              + percentiles([(published[s] - t) * 1000 for s, t in sent.items() if s in published]))
+        print("  and envelope at the broker -> ACCEPTED: "
+              + percentiles([(tap.accepted[s] - published[s]) * 1000 for s in sent
+                             if s in published and s in tap.accepted]))
         channel.close()
     shutil.rmtree(state, ignore_errors=True)
     return 0

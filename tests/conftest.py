@@ -29,13 +29,35 @@ def amqp_url() -> str:
 
 _prefixes: set[str] = set()
 
+#: Site names the tests use: their assignment queues are deleted after each test (deleting a queue that
+#: does not exist is not an error in RabbitMQ). Every quorum queue costs the broker files and processes,
+#: so a suite that kept them all until the end would exhaust it.
+TEST_SITES = ("local", "vesta", "mira", "tukey", "argo_cluster", "edison", "perlmutter", "polaris", "aurora",
+              "slurm-local", "othersite")
+
 
 @pytest.fixture
-def amqp_prefix() -> str:
-    """A unique exchange/queue name prefix for one test (its queues are deleted at the end of the session)."""
+def amqp_prefix(amqp_url: str) -> Iterator[str]:
+    """A unique exchange/queue name prefix for one test; its queues and exchanges are deleted after it."""
     prefix = f"t{uuid.uuid4().hex[:10]}"
     _prefixes.add(prefix)
-    return prefix
+    yield prefix
+    queues = [f"{prefix}.status", f"{prefix}.dead", *(f"{prefix}.assign.{site}" for site in TEST_SITES)]
+    try:
+        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    except pika.exceptions.AMQPError:
+        return  # the session sweep below tries again
+    try:
+        channel = connection.channel()
+        for queue in queues:
+            channel.queue_delete(queue)
+        for exchange in ("assign", "status", "dead"):
+            channel.exchange_delete(f"{prefix}.{exchange}")
+    except pika.exceptions.AMQPError:
+        pass
+    finally:
+        if connection.is_open:
+            connection.close()
 
 
 @pytest.fixture(scope="session", autouse=True)

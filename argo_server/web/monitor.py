@@ -10,6 +10,7 @@ of its own. The browser page (``static/``) polls these endpoints, so it updates 
     GET /api/jobs/{id}          one job with its steps
     GET /api/jobs/{id}/events   its history
     GET /api/sites              the sites and their liveness
+    GET /metrics                Prometheus text of the server's metrics (argo_server.metrics)
 """
 
 from __future__ import annotations
@@ -28,6 +29,8 @@ from argobalsam.argo.v1 import argo_service_pb2 as svc
 from argobalsam.argo.v1 import argo_service_pb2_grpc, job_pb2, site_service_pb2, site_service_pb2_grpc
 from google.protobuf import json_format
 from google.protobuf.message import Message
+
+from argo_server import metrics
 
 log = logging.getLogger(__name__)
 
@@ -61,9 +64,10 @@ def _matches(job: job_pb2.Job, text: str) -> bool:
 class MonitorApi:
     """The JSON endpoints, as plain methods over the gRPC stubs (testable without HTTP)."""
 
-    def __init__(self, target: str, credentials: grpc.ChannelCredentials | None = None) -> None:
-        self.channel = (grpc.secure_channel(target, credentials) if credentials
-                        else grpc.insecure_channel(target))
+    def __init__(self, target: str, credentials: grpc.ChannelCredentials | None = None,
+                 options: list[tuple[str, Any]] | None = None) -> None:
+        self.channel = (grpc.secure_channel(target, credentials, options) if credentials
+                        else grpc.insecure_channel(target, options))
         self.jobs = argo_service_pb2_grpc.ArgoServiceStub(self.channel)
         self.sites = site_service_pb2_grpc.SiteServiceStub(self.channel)
 
@@ -129,6 +133,11 @@ def _handler(api: MonitorApi) -> type[BaseHTTPRequestHandler]:
                 name, content_type = STATIC[url.path]
                 body = resources.files("argo_server.web").joinpath("static", name).read_bytes()
                 return self._send(HTTPStatus.OK, body, content_type)
+            if url.path == "/metrics":  # Prometheus text: aggregate counts only, no job's details
+                exposition = metrics.prometheus_text()
+                if exposition is None:
+                    return self._json(HTTPStatus.NOT_FOUND, {"error": "metrics need the otel extra"})
+                return self._send(HTTPStatus.OK, *exposition)
             query = {k: v[-1] for k, v in parse_qs(url.query).items()}
             auth = self.headers.get("Authorization")
             metadata = [("authorization", auth)] if auth else []
@@ -170,9 +179,10 @@ class MonitorServer:
     """The HTTP server of the monitor page, in a background thread."""
 
     def __init__(self, listen: str, grpc_target: str,
-                 credentials: grpc.ChannelCredentials | None = None) -> None:
+                 credentials: grpc.ChannelCredentials | None = None,
+                 options: list[tuple[str, Any]] | None = None) -> None:
         host, _, port = listen.rpartition(":")
-        self.api = MonitorApi(grpc_target, credentials)
+        self.api = MonitorApi(grpc_target, credentials, options)
         self.httpd = ThreadingHTTPServer((host or "127.0.0.1", int(port)), _handler(self.api))
         self.httpd.daemon_threads = True
         self.thread = threading.Thread(target=self.httpd.serve_forever, name="argo-monitor", daemon=True)

@@ -20,9 +20,21 @@ function cell(tr, text, cls) {
 
 async function api(path) {
   const res = await fetch(path, { headers: authHeaders() });
+  if (res.status === 401) {
+    // The server wants a token (or refused this one): ask for it; it lives only in this tab.
+    sessionStorage.removeItem("argo-token");
+    showSignIn(true);
+    throw new Error("sign in with your API token (argo-server token create)");
+  }
   const body = await res.json();
   if (!res.ok) throw new Error(body.error || res.statusText);
   return body;
+}
+
+function showSignIn(needed) {
+  $("#signin").hidden = !needed;
+  $("#signout").hidden = needed || !sessionStorage.getItem("argo-token");
+  if (needed) $("#token-input").focus();
 }
 
 function authHeaders() {
@@ -192,5 +204,22 @@ document.addEventListener("DOMContentLoaded", () => {
   $("#next").addEventListener("click", () => { pageTokens.push($("#next").dataset.token); route(); });
   $("#prev").addEventListener("click", () => { if (pageTokens.length > 1) pageTokens.pop(); route(); });
   window.addEventListener("hashchange", route);
+  $("#signin").addEventListener("submit", (e) => {
+    e.preventDefault();
+    const token = $("#token-input").value.trim();
+    if (!token) return;
+    sessionStorage.setItem("argo-token", token);
+    $("#token-input").value = "";
+    showSignIn(false);
+    lastRender = "";
+    route();
+  });
+  $("#signout").addEventListener("click", () => {
+    sessionStorage.removeItem("argo-token");
+    lastRender = "";
+    showSignIn(true);
+    route();
+  });
+  showSignIn(false);
   route();
 });

@@ -17,7 +17,7 @@ from typing import Any, TextIO
 
 from argobalsam.argo.v1 import argo_service_pb2, job_pb2, site_service_pb2
 
-from argo_client import render
+from argo_client import render, tracing
 from argo_client.client import TERMINAL_JOB_STATES, ArgoClient, job_state
 from argo_client.config import ConfigError
 from argo_client.errors import (
@@ -339,8 +339,10 @@ def main(argv: Sequence[str] | None = None, *, out: TextIO | None = None, err: T
     if args.command == "demo":
         args.demo_args = [*unknown, *args.demo_args]
     ctx = _Context(args, out, err)
+    tracing.configure_from_env()
     try:
-        return _COMMANDS[args.command](ctx)
+        with tracing.command_span(args.command):  # the client spans of its calls are children
+            return _COMMANDS[args.command](ctx)
     except ArgoError as exc:
         err.write(f"argo {args.command}: {_error_text(exc)}\n")
         return exit_code_for(exc)

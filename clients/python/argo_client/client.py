@@ -30,6 +30,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from argo_client.config import Settings, TlsConfig, resolve_settings
 from argo_client.errors import ArgoError, InvalidArgument, error_from_rpc
+from argo_client.tracing import traced_channel
 
 #: Job states after which nothing happens unless someone calls RetryJob.
 TERMINAL_JOB_STATES = frozenset({
@@ -150,6 +151,8 @@ class ArgoClient:
             self._channel = grpc.secure_channel(self.settings.server, self.settings.tls.credentials())
         else:
             self._channel = grpc.insecure_channel(self.settings.server)
+        # Every call in a CLIENT span whose traceparent the server continues (argo_client.tracing).
+        self._channel = traced_channel(self._channel)
         self._metadata: tuple[tuple[str, str], ...] = (
             (("authorization", f"Bearer {self.settings.token}"),) if self.settings.token else ()
         )

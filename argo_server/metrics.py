@@ -1,0 +1,158 @@
+"""Metrics of the server (OpenTelemetry metrics API; the SDK and the Prometheus reader are set up by
+:mod:`argo_server.telemetry`).
+
+| instrument | kind | attributes | Prometheus name |
+| --- | --- | --- | --- |
+| ``argo.jobs`` | observable gauge | ``state`` | ``argo_jobs`` |
+| ``argo.steps`` | observable gauge | ``state`` | ``argo_steps`` |
+| ``argo.transitions`` | counter | ``kind`` (job, step), ``from``, ``to`` | ``argo_transitions_total`` |
+| ``argo.outbox.backlog`` | observable gauge | | ``argo_outbox_backlog`` |
+| ``argo.outbox.age`` | observable gauge, s | | ``argo_outbox_age_seconds`` |
+| ``argo.status.lag`` | histogram, s | | ``argo_status_lag_seconds`` |
+| ``argo.status.updates`` | counter | ``outcome`` (applied, duplicate, stale, refused, unknown) | ``argo_status_updates_total`` |
+
+The gauges are read from the database when a reader collects (a scrape of ``/metrics``): one grouped
+count per table, from every database registered with :func:`register_database`.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+import time
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from argobalsam.argo.v1 import job_pb2
+from opentelemetry import metrics
+from opentelemetry.metrics import CallbackOptions, Observation
+from sqlalchemy import Table, func, select
+
+log = logging.getLogger(__name__)
+
+meter = metrics.get_meter("argo_server")
+
+transitions = meter.create_counter("argo.transitions", unit="{transition}",
+                                   description="State transitions applied to jobs and steps")
+status_lag = meter.create_histogram("argo.status.lag", unit="s",
+                                    description="Time from an agent's status update to its ingestion")
+status_updates = meter.create_counter("argo.status.updates", unit="{update}",
+                                      description="Status updates ingested, by outcome")
+
+_databases: list[Any] = []
+_lock = threading.Lock()
+
+
+def register_database(db: Any) -> None:
+    """Adds a server's database to the ones the gauges read (a :class:`argo_server.db.Database`)."""
+    with _lock:
+        _databases.append(db)
+
+
+def unregister_database(db: Any) -> None:
+    """Removes a database (the server stopped)."""
+    with _lock:
+        if db in _databases:
+            _databases.remove(db)
+
+
+def _state_name(enum: Any, value: int, prefix: str) -> str:
+    try:
+        return str(enum.Name(value)).removeprefix(prefix)
+    except ValueError:
+        return str(value)
+
+
+def _grouped(table_name: str, enum: Any, prefix: str) -> Iterable[Observation]:
+    from .lifecycle import jobs_table, steps_table
+
+    table: Table = jobs_table if table_name == "jobs" else steps_table
+    counts: dict[str, int] = {}
+    with _lock:
+        databases = list(_databases)
+    for db in databases:
+        try:
+            with db.read() as connection:
+                for state, count in connection.execute(
+                        select(table.c.state, func.count()).group_by(table.c.state)):
+                    name = _state_name(enum, state, prefix)
+                    counts[name] = counts.get(name, 0) + int(count)
+        except Exception as error:  # noqa: BLE001 - a scrape must not fail on a database hiccup
+            log.warning("metrics: cannot count %s: %s", table_name, error)
+    return [Observation(count, {"state": state}) for state, count in sorted(counts.items())]
+
+
+def _jobs(options: CallbackOptions) -> Iterable[Observation]:
+    return _grouped("jobs", job_pb2.JobState, "JOB_STATE_")
+
+
+def _steps(options: CallbackOptions) -> Iterable[Observation]:
+    return _grouped("steps", job_pb2.StepState, "STEP_STATE_")
+
+
+def _outbox() -> tuple[int, float]:
+    from .outbox import outbox_table
+
+    backlog, oldest = 0, None
+    with _lock:
+        databases = list(_databases)
+    for db in databases:
+        try:
+            with db.read() as connection:
+                count, first = connection.execute(
+                    select(func.count(), func.min(outbox_table.c.create_time))).one()
+        except Exception as error:  # noqa: BLE001
+            log.warning("metrics: cannot read the outbox: %s", error)
+            continue
+        backlog += int(count)
+        if first is not None:
+            oldest = first if oldest is None else min(oldest, first)
+    age = max(0.0, time.time() - oldest / 1e6) if oldest is not None else 0.0
+    return backlog, age
+
+
+def _outbox_backlog(options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(_outbox()[0])]
+
+
+def _outbox_age(options: CallbackOptions) -> Iterable[Observation]:
+    return [Observation(_outbox()[1])]
+
+
+meter.create_observable_gauge("argo.jobs", [_jobs], unit="{job}", description="Jobs by state")
+meter.create_observable_gauge("argo.steps", [_steps], unit="{step}", description="Steps by state")
+meter.create_observable_gauge("argo.outbox.backlog", [_outbox_backlog], unit="{message}",
+                              description="Envelopes written but not yet published")
+meter.create_observable_gauge("argo.outbox.age", [_outbox_age], unit="s",
+                              description="Age of the oldest unpublished envelope (0 when none)")
+
+
+def count_events(events: Sequence[dict[str, Any]]) -> None:
+    """Counts the transitions recorded by a transaction's job events (rows of ``job_events``)."""
+    for event in events:
+        if event["step_index"] < 0:
+            to = _state_name(job_pb2.JobState, event["job_state"], "JOB_STATE_")
+            transitions.add(1, {"kind": "job", "from": "", "to": to})
+        else:
+            attributes = {"kind": "step",
+                          "from": _state_name(job_pb2.StepState, event["previous_step_state"], "STEP_STATE_"),
+                          "to": _state_name(job_pb2.StepState, event["step_state"], "STEP_STATE_")}
+            transitions.add(1, attributes)
+
+
+def record_ingestion(update_time_s: float, outcome: str) -> None:
+    """Counts one ingested status update; ``update_time_s`` is the agent's time of the update."""
+    status_updates.add(1, {"outcome": outcome})
+    if update_time_s > 0:
+        status_lag.record(max(0.0, time.time() - update_time_s))
+
+
+def prometheus_text() -> tuple[bytes, str] | None:
+    """The Prometheus exposition of every metric (body, content type), or None when
+    ``prometheus_client`` is not installed (the ``otel`` extra)."""
+    try:
+        from prometheus_client import REGISTRY, generate_latest
+        from prometheus_client.exposition import CONTENT_TYPE_LATEST
+    except ImportError:
+        return None
+    return generate_latest(REGISTRY), CONTENT_TYPE_LATEST

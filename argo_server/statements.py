@@ -1,0 +1,54 @@
+"""Statements of the hot paths, built once with bound parameters.
+
+Building a SQLAlchemy statement (``update(t).where(...).values(...)``) and computing its cache key costs
+more than executing it on SQLite: about 80 µs against 13 µs for the same statement built once. Status
+ingestion runs several per update, so these are module constants. An UPDATE here has no ``values()``:
+SQLAlchemy takes the SET clause from the parameter names given at execution (compiled once per set of
+names), and the key columns use parameters whose names are not column names.
+"""
+
+from __future__ import annotations
+
+from typing import Any, cast
+
+from sqlalchemy import Connection, Table, bindparam, select, update
+
+from .models import Job, JobSite, Step
+
+_jobs = cast(Table, Job.__table__)
+_steps = cast(Table, Step.__table__)
+_job_sites = cast(Table, JobSite.__table__)
+
+_UPDATE_STEP = update(_steps).where(_steps.c.job_id == bindparam("key_job_id"),
+                                    _steps.c.index == bindparam("key_index"))
+_UPDATE_JOB = update(_jobs).where(_jobs.c.id == bindparam("key_job_id"))
+_UPDATE_JOB_SITES = update(_job_sites).where(_job_sites.c.job_id == bindparam("key_job_id"))
+_SELECT_JOB = select(_jobs).where(_jobs.c.id == bindparam("key_job_id"))
+_SELECT_JOB_FOR_UPDATE = _SELECT_JOB.with_for_update()
+_SELECT_STEPS = select(_steps).where(_steps.c.job_id == bindparam("key_job_id")).order_by(_steps.c.index)
+
+
+def update_step(connection: Connection, job_id: str, index: int, values: dict[str, Any]) -> None:
+    """``UPDATE steps SET <values> WHERE job_id = ? AND index = ?``."""
+    connection.execute(_UPDATE_STEP, {"key_job_id": job_id, "key_index": index, **values})
+
+
+def update_job(connection: Connection, job_id: str, values: dict[str, Any]) -> None:
+    """``UPDATE jobs SET <values> WHERE id = ?``."""
+    connection.execute(_UPDATE_JOB, {"key_job_id": job_id, **values})
+
+
+def update_job_sites(connection: Connection, job_id: str, values: dict[str, Any]) -> None:
+    """``UPDATE job_sites SET <values> WHERE job_id = ?`` (the job's state copied for site filters)."""
+    connection.execute(_UPDATE_JOB_SITES, {"key_job_id": job_id, **values})
+
+
+def load_job(connection: Connection, job_id: str, lock: bool) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
+    """A job's row (locked for update when ``lock``) and its steps' rows in index order; (None, [])
+    when there is no such job."""
+    query = _SELECT_JOB_FOR_UPDATE if lock else _SELECT_JOB
+    row = connection.execute(query, {"key_job_id": job_id}).mappings().first()
+    if row is None:
+        return None, []
+    steps = connection.execute(_SELECT_STEPS, {"key_job_id": job_id}).mappings().all()
+    return dict(row), [dict(step) for step in steps]
