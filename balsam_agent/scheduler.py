@@ -18,11 +18,14 @@ from abc import ABC, abstractmethod
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from balsam_agent import metrics
 from balsam_agent.records import SiteProfile
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 
 class SchedulerState(enum.Enum):
@@ -184,6 +187,23 @@ class BatchScheduler(SchedulerBackend):
     command_attempts: int = 3
     #: First backoff in seconds; doubled after each failure.
     command_backoff: float = 0.5
+
+    def retry(self, action: Callable[[], T]) -> T:
+        """Runs ``action`` (e.g. a command and the parsing of its output) up to ``command_attempts`` times,
+        with doubling backoff, while it raises a transient :class:`SchedulerError`."""
+        delay = self.command_backoff
+        attempt = 1
+        while True:
+            try:
+                return action()
+            except SchedulerError as exc:
+                if not exc.transient or attempt >= self.command_attempts:
+                    raise
+                log.warning("%s: scheduler action failed (attempt %d/%d): %s", self.name, attempt,
+                            self.command_attempts, exc)
+            time.sleep(delay)
+            delay *= 2
+            attempt += 1
 
     @metrics.timed_command
     def run(self, argv: Sequence[str], *, input: str | None = None, cwd: Path | None = None,

@@ -12,10 +12,8 @@ from __future__ import annotations
 import getpass
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from pathlib import Path
-from typing import TypeVar
 
 from balsam_agent.records import SiteProfile
 from balsam_agent.scheduler import (
@@ -29,7 +27,6 @@ from balsam_cobalt import commands, parsers
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 
 class CobaltScheduler(BatchScheduler):
@@ -111,7 +108,7 @@ class CobaltScheduler(BatchScheduler):
                 raise
             return parsers.parse_qsub_output(result.stdout)
 
-        job_id = self._retry(once)
+        job_id = self.retry(once)
         with self._lock:
             self._log_paths[job_id] = (log_dir or spec.workdir) / f"{job_id}.cobaltlog"
         return job_id
@@ -126,7 +123,7 @@ class CobaltScheduler(BatchScheduler):
         bad = [i for i in ids if not i.isdigit()]
         if bad:
             raise SchedulerError(f"not Cobalt job ids: {', '.join(bad)}", transient=False)
-        listed = self._retry(lambda: self._qstat(commands.qstat_argv(ids)))
+        listed = self.retry(lambda: self._qstat(commands.qstat_argv(ids)))
         result = {i: listed[i] for i in ids if i in listed}
         for job_id in ids:
             if job_id in result:
@@ -193,22 +190,6 @@ class CobaltScheduler(BatchScheduler):
             raise SchedulerError(_describe(result))
         return parsers.find_job_by_name(result.stdout, job_name)
 
-    # --- helpers ---
-
-    def _retry(self, action: Callable[[], T]) -> T:
-        """Runs ``action`` up to ``command_attempts`` times with doubling backoff on SchedulerError."""
-        delay = self.command_backoff
-        attempt = 1
-        while True:
-            try:
-                return action()
-            except SchedulerError as exc:
-                if not exc.transient or attempt >= self.command_attempts:
-                    raise
-                log.warning("Cobalt command failed (attempt %d/%d): %s", attempt, self.command_attempts, exc)
-            time.sleep(delay)
-            delay *= 2
-            attempt += 1
 
 
 def _describe(result: CommandResult) -> str:

@@ -10,11 +10,9 @@ from __future__ import annotations
 import getpass
 import logging
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import replace
 from pathlib import Path
-from typing import TypeVar
 
 from balsam_agent.records import SiteProfile
 from balsam_agent.scheduler import (
@@ -29,7 +27,6 @@ from balsam_pbs import commands, parsers
 
 log = logging.getLogger(__name__)
 
-T = TypeVar("T")
 
 
 class PbsScheduler(BatchScheduler):
@@ -68,7 +65,7 @@ class PbsScheduler(BatchScheduler):
                 raise
             return parsers.parse_qsub_output(result.stdout)
 
-        return self._retry(once)
+        return self.retry(once)
 
     def poll(self, scheduler_ids: Sequence[str]) -> dict[str, SchedulerJobStatus]:
         """One ``qstat -f -F json`` for all jobs; ``qstat -x`` only for those it no longer lists."""
@@ -81,7 +78,7 @@ class PbsScheduler(BatchScheduler):
             missing = [i for i in ids if i not in result]
             if not missing:
                 break
-            listed = self._retry(lambda m=missing, h=history: self._qstat(m, h))  # type: ignore[misc]
+            listed = self.retry(lambda m=missing, h=history: self._qstat(m, h))  # type: ignore[misc]
             for job_id, status in listed.items():
                 wanted = by_sequence.get(parsers.sequence_number(job_id))
                 if wanted is not None and wanted not in result:
@@ -133,21 +130,6 @@ class PbsScheduler(BatchScheduler):
         result = self.run(commands.qselect_argv(job_name, getpass.getuser()))
         ids = parsers.parse_qselect_output(result.stdout)
         return ids[-1] if ids else None
-
-    def _retry(self, action: Callable[[], T]) -> T:
-        """Runs ``action`` up to ``command_attempts`` times with doubling backoff on SchedulerError."""
-        delay = self.command_backoff
-        attempt = 1
-        while True:
-            try:
-                return action()
-            except SchedulerError as exc:
-                if not exc.transient or attempt >= self.command_attempts:
-                    raise
-                log.warning("PBS command failed (attempt %d/%d): %s", attempt, self.command_attempts, exc)
-            time.sleep(delay)
-            delay *= 2
-            attempt += 1
 
 
 def _describe(result: CommandResult) -> str:
