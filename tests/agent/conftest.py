@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import sys
 from collections.abc import Callable
 from pathlib import Path
@@ -12,8 +11,12 @@ import pytest
 
 from balsam_agent.testing import AgentHarness
 
-# Every agent in these tests loads only the built-ins and the plugins a test names.
-os.environ.setdefault("BALSAM_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+@pytest.fixture(autouse=True)
+def _only_builtin_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every agent in these tests loads only the built-ins and the plugins a test names (per test, so the
+    setting does not leak into other test directories)."""
+    monkeypatch.setenv("BALSAM_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 PROGRAMS = {
     # Appends one line per run to count.txt: tests check a program ran exactly once.

@@ -16,6 +16,12 @@ from balsam_agent.config import AgentConfig
 from tests.telemetry.helpers import SPANS, Stack
 
 
+@pytest.fixture(autouse=True)
+def _only_builtin_plugins(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The in-process agent loads only the built-in plugins (per test: nothing leaks into other tests)."""
+    monkeypatch.setenv("BALSAM_DISABLE_PLUGIN_AUTOLOAD", "1")
+
+
 @pytest.fixture
 def spans() -> Iterator[InMemorySpanExporter]:
     """The span exporter, emptied for the test."""

@@ -4,7 +4,6 @@
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -22,8 +21,6 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 
 from argo_server.app import ServerProcess
 from balsam_agent.agent import Agent
-
-os.environ.setdefault("BALSAM_DISABLE_PLUGIN_AUTOLOAD", "1")
 
 SPANS = InMemorySpanExporter()
 METRICS = InMemoryMetricReader()

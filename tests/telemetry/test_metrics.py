@@ -53,8 +53,10 @@ def test_metrics_endpoint_reports_jobs_steps_transitions_outbox_and_lag(stack: S
     # every step went DISPATCHED → ACCEPTED → ... → SUCCEEDED (counters are cumulative over the process)
     assert sample(text, "argo_transitions_total", kind="step", to="SUCCEEDED", **{"from": "STAGING_OUT"}) >= 2
     assert sample(text, "argo_transitions_total", kind="job", to="SUCCEEDED") >= 1
-    assert sample(text, "argo_status_updates_total", outcome="applied") >= 12
-    assert sample(text, "argo_status_lag_seconds_count") >= 12
+    # at least ACCEPTED, STAGING_IN, SUBMITTED, STAGING_OUT, SUCCEEDED per step; RUNNING and QUEUED are
+    # skipped when the program ends between two polls
+    assert sample(text, "argo_status_updates_total", outcome="applied") >= 10
+    assert sample(text, "argo_status_lag_seconds_count") >= 10
     assert sample(text, "argo_status_lag_seconds_sum") >= 0
 
 
