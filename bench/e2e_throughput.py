@@ -245,7 +245,8 @@ def main() -> int:
         p50 = statistics.median(lat)
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
         print(f"dispatch latency (CreateJob -> ACCEPTED at the agent) at {achieved:.0f} jobs/s "
-              f"(asked {target:.0f}/s = half of the measured rate): p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
+              f"(asked {target:.0f}/s{'' if args.latency_rate > 0 else ' = half of the measured rate'}): "
+              f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
               f"max {lat[-1]:.1f} ms, n={len(lat)}")
         print(cpu)
         with assign_tap.lock:
