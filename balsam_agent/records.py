@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import MISSING, Field, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
@@ -97,3 +97,47 @@ class StepContext:
     step: Any
     #: Scheduler job id once submitted.
     scheduler_id: str = ""
+
+
+def option_default(option: Field[Any]) -> Any:
+    """The default of a dataclass field of an options class (its factory's product if it has one)."""
+    if option.default is not MISSING:
+        return option.default
+    if option.default_factory is not MISSING:
+        return option.default_factory()
+    return None
+
+
+def coerce_option(key: str, value: Any, default: Any) -> Any:
+    """Checks one site option value against the type of its default (for plugins' typed options).
+
+    Tuples take lists of strings, mappings take string-to-string mappings, and bools, ints, floats and
+    strings take values of their own type (an int is accepted for a float).
+
+    :raises TypeError: naming the key and the expected type.
+    """
+    if isinstance(default, tuple):
+        if isinstance(value, str) or not isinstance(value, (list, tuple)) or not all(
+                isinstance(v, str) for v in value):
+            raise TypeError(f"{key!r} must be a list of strings")
+        return tuple(value)
+    if isinstance(default, Mapping):
+        if not isinstance(value, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in value.items()):
+            raise TypeError(f"{key!r} must be a mapping of strings to strings")
+        return dict(value)
+    if isinstance(default, bool):
+        if not isinstance(value, bool):
+            raise TypeError(f"{key!r} must be true or false")
+        return value
+    if isinstance(default, int):
+        if isinstance(value, bool) or not isinstance(value, int):
+            raise TypeError(f"{key!r} must be an integer")
+        return value
+    if isinstance(default, float):
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
+            raise TypeError(f"{key!r} must be a number")
+        return float(value)
+    if not isinstance(value, str):
+        raise TypeError(f"{key!r} must be a string")
+    return value

@@ -11,6 +11,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, fields
 from typing import Any
 
+from balsam_agent.records import coerce_option, option_default
+
 #: Event codes after which a Globus task cannot succeed: the task is cancelled and the step fails at
 #: once, instead of Globus retrying until the task's deadline (modern Balsam's issue #114).
 DEFAULT_FATAL_CODES = (
@@ -74,7 +76,7 @@ class GlobusOptions:
         for key, value in raw.items():
             if key in known:
                 try:
-                    values[key] = _coerce(key, value, known[key].default)
+                    values[key] = coerce_option(key, value, option_default(known[key]))
                 except TypeError as exc:
                     problems.append(str(exc))
         result = cls(**values) if not problems else cls()
@@ -100,26 +102,3 @@ class GlobusOptions:
         if self.poll_interval <= 0:
             problems.append("'poll_interval' must be positive")
         return problems
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Checks one option value against the type of its default."""
-    if isinstance(default, tuple):
-        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-            raise TypeError(f"{key!r} must be a list of strings")
-        return tuple(value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise TypeError(f"{key!r} must be true or false")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{key!r} must be an integer")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{key!r} must be a number")
-        return float(value)
-    if not isinstance(value, str):
-        raise TypeError(f"{key!r} must be a string")
-    return value

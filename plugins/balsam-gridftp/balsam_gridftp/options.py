@@ -10,6 +10,8 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
 from typing import Any
 
+from balsam_agent.records import coerce_option, option_default
+
 #: Environment variables of ``globus-url-copy`` that carry the GSI credentials, by option name.
 CREDENTIAL_ENV = {
     "x509_user_proxy": "X509_USER_PROXY",
@@ -76,7 +78,7 @@ class GridFTPOptions:
             if key not in known:
                 continue
             try:
-                values[key] = _coerce(key, value, known[key].default)
+                values[key] = coerce_option(key, value, option_default(known[key]))
             except (TypeError, ValueError) as exc:
                 problems.append(str(exc))
         if problems:
@@ -95,32 +97,3 @@ class GridFTPOptions:
     def backoff(self, attempt: int) -> float:
         """Seconds to wait before retry number ``attempt`` (0 for the first retry)."""
         return float(min(self.backoff_seconds * (2**attempt), self.backoff_max))
-
-
-def _coerce(key: str, value: Any, default: Any) -> Any:
-    """Checks one option value against the type of its default."""
-    if key == "extra_args":
-        if isinstance(value, str) or not all(isinstance(v, str) for v in value):
-            raise TypeError(f"{key!r} must be a list of strings")
-        return tuple(value)
-    if key == "env":
-        if not isinstance(value, Mapping) or not all(
-            isinstance(k, str) and isinstance(v, str) for k, v in value.items()
-        ):
-            raise TypeError(f"{key!r} must be a mapping of strings to strings")
-        return dict(value)
-    if isinstance(default, bool):
-        if not isinstance(value, bool):
-            raise TypeError(f"{key!r} must be true or false")
-        return value
-    if isinstance(default, int):
-        if isinstance(value, bool) or not isinstance(value, int):
-            raise TypeError(f"{key!r} must be an integer")
-        return value
-    if isinstance(default, float):
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            raise TypeError(f"{key!r} must be a number")
-        return float(value)
-    if not isinstance(value, str):
-        raise TypeError(f"{key!r} must be a string")
-    return value
