@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import logging
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import pika
@@ -74,11 +74,11 @@ class StatusConsumer:
             # forbid declaring exchanges (declare_exchanges: false) can bind their queue at once.
             channel.exchange_declare(topology.assign_exchange(self.prefix), "direct", durable=True)
             channel.basic_qos(prefetch_count=self.prefetch)
-            pending: list[tuple[int, bytes]] = []
+            pending: list[tuple[int, bytes, str]] = []
             queue = topology.status_name(self.prefix)
             for method, _properties, body in channel.consume(queue, inactivity_timeout=0.2):
                 if method is not None:
-                    pending.append((method.delivery_tag, body))
+                    pending.append((method.delivery_tag, body, method.routing_key or ""))
                     if len(pending) < self.prefetch and channel.get_waiting_message_count() > 0:
                         continue
                 if pending:
@@ -92,10 +92,16 @@ class StatusConsumer:
             if connection.is_open:
                 connection.close()
 
-    def handle_batch(self, channel: BlockingChannel, deliveries: list[tuple[int, bytes]]) -> None:
-        """Applies a batch of deliveries in one transaction, then acks (or dead-letters) each."""
+    def handle_batch(self, channel: BlockingChannel,
+                     deliveries: Sequence[tuple[int, bytes] | tuple[int, bytes, str]]) -> None:
+        """Applies a batch of deliveries in one transaction, then acks (or dead-letters) each.
+
+        A delivery may carry its routing key (``status.<site>`` / ``heartbeat.<site>``): the broker lets
+        each agent publish only under its own site's keys, so a report whose ``site`` differs from its
+        key, or an update for a step of another site, is dead-lettered (an agent cannot speak for
+        another site)."""
         reports: list[tuple[int, status_pb2.AgentReport]] = []
-        for tag, body in deliveries:
+        for tag, body, *key in deliveries:
             if len(body) > self.max_body_bytes:
                 log.warning("dead-lettering an oversized status message (%d bytes > %d)", len(body),
                             self.max_body_bytes)
@@ -108,6 +114,13 @@ class StatusConsumer:
                 report = None
             if report is None or not report.site or report.WhichOneof("report") is None:
                 log.warning("dead-lettering malformed status message (%d bytes)", len(body))
+                self.stats.dead_lettered += 1
+                channel.basic_nack(tag, requeue=False)
+                continue
+            key_site = key[0].partition(".")[2] if key and key[0] else ""
+            if key_site and key_site != report.site:
+                log.warning("dead-lettering a report of site %r published under routing key %r",
+                            report.site[:128], key[0][:200])
                 self.stats.dead_lettered += 1
                 channel.basic_nack(tag, requeue=False)
                 continue
@@ -136,6 +149,7 @@ class StatusConsumer:
         heartbeats = 0
         updates: list[status_pb2.StatusUpdate] = []
         owners: list[int] = []
+        sites: list[str] = []
         for tag, report in reports:
             if report.HasField("heartbeat"):
                 record_heartbeat(connection, report.site, report.heartbeat)
@@ -143,9 +157,11 @@ class StatusConsumer:
             else:
                 updates.extend(report.status.updates)
                 owners.extend(tag for _ in report.status.updates)
+                sites.extend(report.site for _ in report.status.updates)
         # Lock the jobs in one order, so that two replicas applying overlapping batches cannot deadlock.
         job_ids = sorted({parsed[0] for update in updates if (parsed := parse_step_id(update.step_id))})
-        unknown = self.store.apply_updates(connection, updates, result, lock_order=job_ids)
+        unknown = self.store.apply_updates(connection, updates, result, lock_order=job_ids, sites=sites)
         for position in sorted(unknown):
-            log.warning("dead-lettering status for unknown step %r", updates[position].step_id)
+            log.warning("dead-lettering status for unknown step %r (or one of another site than %r)",
+                        updates[position].step_id, sites[position][:128])
         return {owners[position] for position in unknown}, result, heartbeats

@@ -337,11 +337,14 @@ class JobStore:
     # -- status reports -------------------------------------------------------------------------
 
     def apply_updates(self, connection: Connection, updates: Sequence[status_pb2.StatusUpdate],
-                      result: ReportResult, lock_order: Sequence[str] = ()) -> set[int]:
+                      result: ReportResult, lock_order: Sequence[str] = (),
+                      sites: Sequence[str] | None = None) -> set[int]:
         """Applies status updates in order inside the caller's transaction, each at most once.
 
-        Returns the positions of updates for unknown jobs or malformed step ids (their messages are
-        dead-lettered by the caller). Jobs in ``lock_order`` are locked first, in that order."""
+        Returns the positions of updates for unknown jobs or malformed step ids, and, when ``sites``
+        names the reporting site of each update, of updates for steps that target another site (their
+        messages are dead-lettered by the caller). Jobs in ``lock_order`` are locked first, in that
+        order."""
         from .ids import parse_step_id
         buffer = Buffer(now_micros())
         changes: dict[str, Change | None] = {}
@@ -361,6 +364,9 @@ class JobStore:
                 unknown.add(position)
                 continue
             step = change.steps[index]
+            if sites is not None and step["target_site"] != sites[position]:
+                unknown.add(position)
+                continue
             tracing.observe_update(functools.partial(self._apply_one, change, step, status, result),
                                    change.job, step, status, result)
         result.unknown += len(unknown)

@@ -84,6 +84,24 @@ def test_malformed_and_unknown_job_messages_are_dead_lettered(server: RunningSer
     assert server.process.consumer.stats.dead_lettered == 2
 
 
+def test_an_agent_cannot_report_for_another_site(server: RunningServer, agent: FakeAgent) -> None:
+    job = server.argo.CreateJob(api.CreateJobRequest(job=one_step_job())).job  # its step targets "local"
+    step = f"{job.name.split('/')[1]}/0"
+    accepted = status_pb2.StatusUpdate(step_id=step, attempt=1, sequence=1, state=S.STEP_STATE_ACCEPTED)
+    # a report claiming "local" published under mira's routing key (which only mira's agent may use)
+    disguised = status_pb2.AgentReport(site="local", status=status_pb2.StatusBatch(updates=[accepted]))
+    # mira's own report about a step of the local site
+    foreign = status_pb2.AgentReport(site="mira", status=status_pb2.StatusBatch(updates=[accepted]))
+    agent.publish_raw("status.mira", disguised.SerializeToString())
+    agent.publish_raw("status.mira", foreign.SerializeToString())
+    dead: list[bytes] = []
+    wait_for(lambda: (dead.extend(agent.dead_letters()), len(dead) >= 2)[1], message="2 dead letters")
+    assert sorted(dead) == sorted([disguised.SerializeToString(), foreign.SerializeToString()])
+    assert _job(server, job.name).steps[0].state == S.STEP_STATE_DISPATCHED
+    agent.advance("local", step, 1, S.STEP_STATE_ACCEPTED)  # the site's own report is applied
+    wait_for(lambda: _job(server, job.name).steps[0].state == S.STEP_STATE_ACCEPTED, message="accepted")
+
+
 def test_heartbeats_make_sites_online_then_offline(server: RunningServer, agent: FakeAgent) -> None:
     agent.heartbeat("mira", agent_version="1.2.3", hostname="mira-login1", scheduler="cobalt",
                     plugins=[site_pb2.PluginInfo(name="balsam-cobalt", version="0.1", hooks=["balsam_schedulers"])],
