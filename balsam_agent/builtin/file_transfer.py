@@ -1,9 +1,11 @@
 """The built-in ``file`` transfer: ``file://`` URLs on filesystems the agent can see.
 
-A file is hard-linked when source and destination share a filesystem (no bytes copied), else copied
-to a temporary name next to the destination and renamed, so no partial file ever carries the final
-name. It never creates symlinks (a symlink would let a step write through to the data area).
-Directories are transferred recursively.
+Stage-in copies: a step may rewrite its inputs in place, and a hard link would let it change the data
+area (and so a retry's or a later step's inputs). Stage-out hard-links when source and destination share
+a filesystem (the step has ended; no bytes copied), else copies. Either way the file is written under a
+temporary name next to the destination and renamed, so no partial file ever carries the final name. It
+never creates symlinks (a symlink would let a step write through to the data area). Directories are
+transferred recursively.
 """
 
 from __future__ import annotations
@@ -31,8 +33,9 @@ def url_to_path(url: str) -> Path:
     return Path(urllib.parse.unquote(parsed.path))
 
 
-def _place_file(source: Path, destination: Path) -> None:
-    """Hard-links or copies one regular file to ``destination``, replacing it atomically."""
+def _place_file(source: Path, destination: Path, link: bool) -> None:
+    """Hard-links (when ``link`` and possible) or copies one regular file to ``destination``, replacing it
+    atomically."""
     destination.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp_name = tempfile.mkstemp(prefix=f".{destination.name}.", suffix=".part", dir=destination.parent)
     os.close(fd)
@@ -40,9 +43,11 @@ def _place_file(source: Path, destination: Path) -> None:
     try:
         tmp.unlink()
         try:
+            if not link:
+                raise OSError("copy asked for")
             os.link(source, tmp)
         except OSError:
-            # Another filesystem (EXDEV) or no link permission: copy the bytes instead.
+            # A copy asked for, another filesystem (EXDEV) or no link permission: copy the bytes.
             shutil.copy2(source, tmp)
         os.replace(tmp, destination)
     except BaseException:
@@ -50,8 +55,9 @@ def _place_file(source: Path, destination: Path) -> None:
         raise
 
 
-def copy_tree(source: Path, destination: Path, cancelled: threading.Event) -> None:
-    """Copies a file or a directory tree (never following or creating symlinks inside it)."""
+def copy_tree(source: Path, destination: Path, cancelled: threading.Event, link: bool = False) -> None:
+    """Copies (or, with ``link``, hard-links) a file or a directory tree, never following or creating
+    symlinks inside it."""
     if source.is_symlink() and not source.exists():
         raise TransferError(f"{source}: dangling symbolic link")
     if source.is_dir():
@@ -63,35 +69,35 @@ def copy_tree(source: Path, destination: Path, cancelled: threading.Event) -> No
                 # A link inside a tree could point anywhere: copy what it names only if it is a file.
                 if not child.is_file():
                     continue
-            copy_tree(child, destination / child.name, cancelled)
+            copy_tree(child, destination / child.name, cancelled, link)
         return
     if not source.exists():
         raise TransferError(f"{source}: no such file")
-    _place_file(source, destination)
+    _place_file(source, destination, link)
 
 
 class FileTransfer(TransferBackend):
-    """Moves ``file://`` URLs by hard link or copy."""
+    """Moves ``file://`` URLs: stage-in copies, stage-out hard-links (or copies across filesystems)."""
 
     schemes = ("file",)
 
     def fetch(self, items: Sequence[TransferItem], cancelled: threading.Event) -> None:
         """Copies every ``item.url`` to ``item.path``; a missing source is an error naming it."""
-        self._run(((url_to_path(item.url), item.path, item.url) for item in items), cancelled)
+        self._run(((url_to_path(item.url), item.path, item.url) for item in items), cancelled, link=False)
 
     def store(self, items: Sequence[TransferItem], cancelled: threading.Event) -> None:
-        """Copies every ``item.path`` to ``item.url``, creating directories as needed."""
-        self._run(((item.path, url_to_path(item.url), str(item.path)) for item in items), cancelled)
+        """Stores every ``item.path`` at ``item.url`` (hard link where possible), creating directories."""
+        self._run(((item.path, url_to_path(item.url), str(item.path)) for item in items), cancelled, link=True)
 
     @staticmethod
-    def _run(moves: Iterable[tuple[Path, Path, str]], cancelled: threading.Event) -> None:
+    def _run(moves: Iterable[tuple[Path, Path, str]], cancelled: threading.Event, link: bool) -> None:
         for source, destination, label in moves:
             if cancelled.is_set():
                 raise TransferError("transfer cancelled")
             if not source.exists():
                 raise TransferError(f"{label}: no such file or directory")
             try:
-                copy_tree(source, destination, cancelled)
+                copy_tree(source, destination, cancelled, link)
             except TransferError:
                 raise
             except OSError as exc:

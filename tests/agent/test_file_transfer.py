@@ -17,15 +17,29 @@ def transfer() -> FileTransfer:
     return FileTransfer(SiteProfile(name="local", scheduler="local"))
 
 
-def test_fetch_hard_links_on_one_filesystem(transfer: FileTransfer, tmp_path: Path) -> None:
+def test_fetch_copies_so_a_step_cannot_change_the_data_area(transfer: FileTransfer, tmp_path: Path) -> None:
     source = tmp_path / "a.txt"
     source.write_text("data")
     target = tmp_path / "work" / "a.txt"
     transfer.fetch([TransferItem(source.as_uri(), target)], threading.Event())
     assert target.read_text() == "data"
     assert not target.is_symlink()
-    assert target.stat().st_ino == source.stat().st_ino
+    assert target.stat().st_ino != source.stat().st_ino
+    with target.open("w") as rewritten:  # the program rewrites its input in place
+        rewritten.write("changed")
+    assert source.read_text() == "data"
     assert [p.name for p in target.parent.iterdir()] == ["a.txt"]
+
+
+def test_store_hard_links_on_one_filesystem(transfer: FileTransfer, tmp_path: Path) -> None:
+    produced = tmp_path / "work" / "grid1"
+    produced.parent.mkdir()
+    produced.write_text("grid")
+    stored = tmp_path / "area" / "grid1"
+    transfer.store([TransferItem(stored.as_uri(), produced)], threading.Event())
+    assert stored.read_text() == "grid" and not stored.is_symlink()
+    assert stored.stat().st_ino == produced.stat().st_ino
+    assert [p.name for p in stored.parent.iterdir()] == ["grid1"]
 
 
 def test_store_copies_directories_recursively(transfer: FileTransfer, tmp_path: Path) -> None:

@@ -94,7 +94,7 @@ def assert_step2_saw_exactly_step1_outputs(job: job_pb2.Job, seed: SeedFiles, st
         assert written.startswith(grid.encode()), f"{grid} was not written by step 1: {written!r}"
         assert (data_area / grid).read_bytes() == written, f"{grid} in the data area differs from step 1's"
         assert (step2_dir / grid).read_bytes() == written, f"{grid} in step 2's working directory differs"
-    # (with file:// data areas the three are often hard links of one file; the digest below does not care)
+    # (with file:// data areas step 1's file and the data area's are one hard-linked file; step 2 has a copy)
     # step 2 listed its working directory before it ran: every input was staged in ahead of the run
     before = set((seed.outputs / "directoryList_before.txt").read_text().split())
     assert set(STEP2_INPUTS) <= before, before
