@@ -14,6 +14,8 @@ from collections.abc import Iterator
 import pika
 import pytest
 
+from balsam_agent.testing import delete_prefix
+
 AMQP_URL = os.environ.get("ARGO_TEST_AMQP_URL", "amqp://guest:guest@127.0.0.1:5672/%2F")
 POSTGRES_URL = os.environ.get(
     "ARGO_TEST_POSTGRES_URL", "postgresql+psycopg2://postgres:postgres@127.0.0.1:5432/argo_test"
@@ -42,22 +44,8 @@ def amqp_prefix(amqp_url: str) -> Iterator[str]:
     prefix = f"t{uuid.uuid4().hex[:10]}"
     _prefixes.add(prefix)
     yield prefix
-    queues = [f"{prefix}.status", f"{prefix}.dead", *(f"{prefix}.assign.{site}" for site in TEST_SITES)]
-    try:
-        connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
-    except pika.exceptions.AMQPError:
-        return  # the session sweep below tries again
-    try:
-        channel = connection.channel()
-        for queue in queues:
-            channel.queue_delete(queue)
-        for exchange in ("assign", "status", "dead"):
-            channel.exchange_delete(f"{prefix}.{exchange}")
-    except pika.exceptions.AMQPError:
-        pass
-    finally:
-        if connection.is_open:
-            connection.close()
+    delete_prefix(amqp_url, prefix,
+                  [f"{prefix}.status", f"{prefix}.dead", *(f"{prefix}.assign.{site}" for site in TEST_SITES)])
 
 
 @pytest.fixture(scope="session", autouse=True)
