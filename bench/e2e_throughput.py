@@ -208,7 +208,8 @@ def main() -> int:
     program = site_bin / "noop"
     shutil.copy("/bin/true", program)
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    with LocalStack(state, amqp_url=args.amqp_url, amqp_prefix=prefix, sites=["local"]) as stack:
+    with LocalStack(state, amqp_url=args.amqp_url, amqp_prefix=prefix, sites=["local"],
+                    delete_topology=True) as stack:
         stack.start_server()
         tap = StatusTap(args.amqp_url, prefix)
         assign_tap = AssignTap(args.amqp_url, prefix, "local")

@@ -29,6 +29,7 @@ def create(stub: Stub, job: job_pb2.Job) -> str:
 def test_seed_workflow_through_argo_demo(tmp_path: Path, amqp_url: str) -> None:
     """The quick start: `argo demo` runs the seed's two-step workflow and step 2 sees step 1's outputs."""
     state = tmp_path / "demo"
+    queues_before = _broker_queues()
     proc = subprocess.run([sys.executable, "-m", "argo_client.cli", "demo", "--state-dir", str(state),
                            "--amqp-url", amqp_url, "--timeout", "120"],
                           capture_output=True, text=True, timeout=180)
@@ -44,8 +45,16 @@ def test_seed_workflow_through_argo_demo(tmp_path: Path, amqp_url: str) -> None:
     grids = sorted((state / "data").rglob("alpout.grid1"))
     assert grids, "step 1's output is not in the job's data area"
     assert (outputs / "alpout.unw").read_text().count("event ") == 32
-    # everything the demo started, it stopped: no process still refers to its state directory
+    # everything the demo started, it stopped: no process still refers to its state directory, and no
+    # queue of its own is left on the broker
     assert not _processes_mentioning(str(state))
+    assert not {q for q in _broker_queues() - queues_before if q.startswith("argo-")}
+
+
+def _broker_queues() -> set[str]:
+    out = subprocess.run(["rabbitmqctl", "-q", "list_queues", "name"], capture_output=True, text=True,
+                         timeout=60).stdout
+    return set(out.split())
 
 
 def _processes_mentioning(text: str) -> list[str]:

@@ -123,4 +123,4 @@ def follow(client, name: str, timeout: float):  # type: ignore[no-untyped-def]
             site = f" ({event.site})" if event.site else ""
             why = f": {event.reason}" if event.reason else ""
             print(f"  step {event.step_index}{site}: {state}{why}")
-    return client.wait(name, timeout=timeout)
+    return client.get_job(name)  # the stream ended at the terminal state

@@ -58,11 +58,14 @@ class LocalStack:
                  database_url: str | None = None, data_root: str | None = None,
                  sites: Sequence[str] = (), log_dir: Path | None = None,
                  server_env: Mapping[str, str] | None = None, monitor: bool = False,
-                 server_args: Sequence[str] = ()) -> None:
+                 server_args: Sequence[str] = (), delete_topology: bool | None = None) -> None:
         self.state_dir = Path(state_dir).resolve()
         self.state_dir.mkdir(parents=True, exist_ok=True)
         self.amqp_url = amqp_url
         self.amqp_prefix = amqp_prefix or f"argo-{uuid.uuid4().hex[:8]}"
+        #: Delete the prefix's queues and exchanges at stop (default: when the prefix was made here, so
+        #: nothing this stack created stays on the broker).
+        self.delete_topology = amqp_prefix is None if delete_topology is None else delete_topology
         self.database_url = database_url or f"sqlite:///{self.state_dir / 'argo.db'}"
         self.data_root = data_root or (self.state_dir / "data").as_uri() + "/"
         self.sites = list(sites)
@@ -184,6 +187,30 @@ class LocalStack:
                 proc.wait()
         self.agents.clear()
         self.server = None
+        if self.delete_topology:
+            self._delete_topology()
+
+    def _delete_topology(self) -> None:
+        """Deletes the queues and exchanges of this stack's prefix (quorum queues outlive their users)."""
+        import pika
+
+        sites = {*self.sites, *self.agent_configs}
+        queues = [f"{self.amqp_prefix}.{name}" for name in ("status", "dead", *(f"assign.{s}" for s in sites))]
+        try:
+            connection = pika.BlockingConnection(pika.URLParameters(self.amqp_url))
+        except pika.exceptions.AMQPError:
+            return
+        try:
+            channel = connection.channel()
+            for queue in queues:
+                channel.queue_delete(queue)
+            for exchange in ("assign", "status", "dead"):
+                channel.exchange_delete(f"{self.amqp_prefix}.{exchange}")
+        except pika.exceptions.AMQPError:
+            pass
+        finally:
+            if connection.is_open:
+                connection.close()
 
     def __enter__(self) -> LocalStack:
         return self
