@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
 
 import pytest
 from aiosmtpd.controller import Controller
@@ -14,33 +10,7 @@ from aiosmtpd.smtp import AuthResult, LoginPassword
 from argobalsam.argo.v1 import job_pb2
 
 from argo_server.notices import MailConfig, Mailer
-
-
-class Inbox:
-    """aiosmtpd handler keeping every received message."""
-
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    inbox = Inbox()
-    port = _free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+from tests.notices.conftest import Inbox, free_port
 
 
 def finished_job(state: int = job_pb2.JOB_STATE_SUCCEEDED) -> job_pb2.Job:
@@ -107,7 +77,7 @@ def test_no_address_or_no_host_means_no_mail(smtp: tuple[Inbox, int]) -> None:
 
 def test_login_with_credentials(smtp: tuple[Inbox, int]) -> None:
     inbox = Inbox()
-    port = _free_port()
+    port = free_port()
     seen: list[tuple[bytes, bytes]] = []
 
     def authenticator(server, session, envelope, mechanism, auth_data):  # type: ignore[no-untyped-def]
@@ -134,7 +104,7 @@ def test_login_with_credentials(smtp: tuple[Inbox, int]) -> None:
 
 
 def test_failing_mail_server_never_blocks_and_is_retried_then_logged(caplog: pytest.LogCaptureFixture) -> None:
-    port = _free_port()  # nothing listens here
+    port = free_port()  # nothing listens here
     mailer = Mailer(MailConfig(host="127.0.0.1", port=port, attempts=3, backoff=0.05, timeout=1))
     started = time.monotonic()
     for _ in range(5):

@@ -2,40 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import time
-from collections.abc import Iterator
-from email import message_from_bytes
-from email.message import Message
 from pathlib import Path
 
 import grpc
-import pytest
-from aiosmtpd.controller import Controller
 from argo_client.local_stack import LocalStack
 from argobalsam.argo.v1 import argo_service_pb2 as svc
 from argobalsam.argo.v1 import argo_service_pb2_grpc, job_pb2
 
-
-class Inbox:
-    def __init__(self) -> None:
-        self.messages: list[Message] = []
-
-    async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
-        self.messages.append(message_from_bytes(envelope.content))
-        return "250 OK"
-
-
-@pytest.fixture
-def smtp() -> Iterator[tuple[Inbox, int]]:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        port = s.getsockname()[1]
-    inbox = Inbox()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
-    controller.start()
-    yield inbox, port
-    controller.stop()
+from tests.notices.conftest import Inbox
 
 
 def test_two_replicas_mail_each_finished_job_once(tmp_path: Path, amqp_url: str, amqp_prefix: str,
