@@ -9,6 +9,8 @@ Decisions (documented for users in ``the README's "Plugin hooks" section``):
   its own session and process group, so it outlives an agent restart. The scheduler id is
   ``<launcher pid>:<its start time in clock ticks>:<job name>``: the start time tells a re-used pid
   apart; the job name finds the exit-code file in the registry directory ``<work_root>/.local-jobs``.
+  The launcher that claimed the attempt (``<name>.pid``) is the authority: a relaunch after a crash that
+  lost the claim follows the claim holder for status and signals, so an attempt runs once.
 - **Walltime**: enforced at each poll; an overrun kills the process group and reports FAILED
   "walltime of N min exceeded". Site option ``seconds_per_wall_minute`` (default 60) scales it for tests.
 - **Hold/release**: SIGSTOP / SIGCONT of the process group (the program is paused, not requeued; its
@@ -34,7 +36,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from balsam_agent import hookimpl
-from balsam_agent.builtin.local_launch import CLAIM_LOST, launcher_argv
+from balsam_agent.builtin.local_launch import launcher_argv
 from balsam_agent.records import SchedulerRecord, SiteProfile
 from balsam_agent.scheduler import (
     LaunchSpec,
@@ -154,6 +156,7 @@ class LocalScheduler(SchedulerBackend):
         self.seconds_per_minute = float(site.options.get("seconds_per_wall_minute", 60))
         self.kill_grace = float(site.options.get("kill_grace", 5))
         self._children: dict[int, subprocess.Popen[bytes]] = {}
+        self._followed: set[int] = set()
         self._meta: dict[str, dict[str, float]] = {}
         self._lock = threading.Lock()
         self._watcher = ExitWatcher()
@@ -213,45 +216,73 @@ class LocalScheduler(SchedulerBackend):
         scheduler_id = f"{proc.pid}:{start}:{spec.job_name}"
         with self._lock:
             self._children[proc.pid] = proc
-        self._path(spec.job_name, "id").write_text(scheduler_id)
+        id_path = self._path(spec.job_name, "id")
+        partial = id_path.with_suffix(".id-partial")
+        partial.write_text(scheduler_id)
+        partial.replace(id_path)  # a crash never leaves an empty id file
         self._watcher.watch(proc.pid)
         return scheduler_id
 
     def find_by_name(self, job_name: str) -> str | None:
         """Finds a launch of this step attempt from its registry files (after an agent crash)."""
-        try:
-            return self._path(job_name, "id").read_text().strip() or None
-        except OSError:
-            pass
-        try:
-            pid = int(self._path(job_name, "pid").read_text().strip())
-        except (OSError, ValueError):
+        with contextlib.suppress(OSError):
+            recorded = self._path(job_name, "id").read_text().strip()
+            if recorded:
+                return recorded
+        holder = self._claim_holder(job_name)
+        if holder is None:
             return None
         # The launcher claimed the attempt but the agent died before recording the id.
-        stat = _proc_stat(pid)
-        return f"{pid}:{stat[1] if stat else 0}:{job_name}"
+        stat = _proc_stat(holder)
+        return f"{holder}:{stat[1] if stat else 0}:{job_name}"
 
-    def _alive(self, pid: int, start: int, job_name: str) -> tuple[bool, str]:
-        """Whether the launcher still runs, and its /proc state letter."""
+    def _claim_holder(self, job_name: str) -> int | None:
+        """The pid of the launcher that claimed this attempt (from ``<name>.pid``), if any."""
+        try:
+            return int(self._path(job_name, "pid").read_text().strip())
+        except (OSError, ValueError):
+            return None
+
+    def _is_launcher_of(self, pid: int, job_name: str) -> bool:
+        """Whether a living pid is this attempt's launcher (its argv names the claim file), not a reuse."""
+        try:
+            argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
+        except OSError:
+            return False
+        return os.fsencode(self._path(job_name, "pid")) in argv
+
+    def _alive(self, pid: int, start: int, job_name: str) -> tuple[int | None, str]:
+        """Finds the launcher that runs this attempt: (its pid, /proc state letter), or (None, "X").
+
+        Normally that is the recorded launcher. After a crash an agent may relaunch an attempt whose
+        first launcher had not yet claimed it; the later launcher then exits with ``local_launch.CLAIM_LOST``
+        and the attempt runs under the claim holder named in ``<name>.pid``, which is followed instead.
+        """
         with self._lock:
             proc = self._children.get(pid)
         if proc is not None:
-            if proc.poll() is not None:  # reaps our own child
-                with self._lock:
-                    self._children.pop(pid, None)
-                if proc.returncode == CLAIM_LOST:
-                    return False, "claim-lost"
-                return False, "X"
+            if proc.poll() is None:  # reaps our own child once it ends
+                stat = _proc_stat(pid)
+                return pid, stat[0] if stat else "R"
+            with self._lock:
+                self._children.pop(pid, None)
+        else:
             stat = _proc_stat(pid)
-            return True, stat[0] if stat else "R"
-        stat = _proc_stat(pid)
-        if stat is None or stat[0] in ("Z", "X"):
-            return False, "X"
-        if start and stat[1] != start:
-            return False, "X"  # the pid now belongs to another process
-        if not start and self._path(job_name, "exit").exists():
-            return False, "X"
-        return True, stat[0]
+            if stat is not None and stat[0] not in ("Z", "X"):
+                same = stat[1] == start if start else self._exit_code(job_name) is None
+                if same:
+                    return pid, stat[0]
+        if self._exit_code(job_name) is not None:
+            return None, "X"
+        holder = self._claim_holder(job_name)
+        if holder is not None and holder != pid:
+            stat = _proc_stat(holder)
+            if stat is not None and stat[0] not in ("Z", "X") and self._is_launcher_of(holder, job_name):
+                if holder not in self._followed:
+                    self._followed.add(holder)
+                    self._watcher.watch(holder)  # its end triggers a poll like our own children's
+                return holder, stat[0]
+        return None, "X"
 
     def poll(self, scheduler_ids: Sequence[str]) -> dict[str, SchedulerJobStatus]:
         """One pass over every id: /proc for the living, the exit-code file for the ended."""
@@ -262,9 +293,9 @@ class LocalScheduler(SchedulerBackend):
                 pid, start, job_name = parse_scheduler_id(scheduler_id)
             except ValueError:
                 continue
-            alive, letter = self._alive(pid, start, job_name)
-            if alive:
-                result[scheduler_id] = self._living_status(scheduler_id, pid, job_name, letter, now)
+            running, letter = self._alive(pid, start, job_name)
+            if running is not None:
+                result[scheduler_id] = self._living_status(scheduler_id, running, job_name, letter, now)
             else:
                 result[scheduler_id] = self._ended_status(scheduler_id, job_name)
         return result
@@ -294,10 +325,7 @@ class LocalScheduler(SchedulerBackend):
         if self._path(job_name, "cancelled").exists():
             return SchedulerJobStatus(scheduler_id, SchedulerState.CANCELLED, reason="cancelled",
                                       native_state="cancelled")
-        try:
-            exit_code: int | None = int(self._path(job_name, "exit").read_text().strip())
-        except (OSError, ValueError):
-            exit_code = None
+        exit_code = self._exit_code(job_name)
         if exit_code == 0:
             return SchedulerJobStatus(scheduler_id, SchedulerState.COMPLETED, exit_code=0, native_state="exited")
         if exit_code is None:
@@ -306,6 +334,13 @@ class LocalScheduler(SchedulerBackend):
                                       native_state="lost")
         return SchedulerJobStatus(scheduler_id, SchedulerState.FAILED, exit_code=exit_code,
                                   reason=f"program exited with code {exit_code}", native_state="exited")
+
+    def _exit_code(self, job_name: str) -> int | None:
+        """The exit code the launcher wrote, or None (not written yet, or being written)."""
+        try:
+            return int(self._path(job_name, "exit").read_text().strip())
+        except (OSError, ValueError):
+            return None
 
     def _kill_group(self, pid: int, grace: float) -> None:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -331,23 +366,28 @@ class LocalScheduler(SchedulerBackend):
             proc = self._children.get(pid)
         return proc.poll() if proc is not None else 0
 
+    def _running_pid(self, scheduler_id: str) -> int:
+        """The process group to signal: the launcher that runs the attempt (see :meth:`_alive`)."""
+        pid, start, job_name = parse_scheduler_id(scheduler_id)
+        running, _ = self._alive(pid, start, job_name)
+        return pid if running is None else running
+
     def cancel(self, scheduler_id: str) -> None:
         """SIGTERM to the step's process group, SIGKILL after the grace period."""
-        pid, _, job_name = parse_scheduler_id(scheduler_id)
+        _, _, job_name = parse_scheduler_id(scheduler_id)
         self._path(job_name, "cancelled").touch()
-        self._kill_group(pid, grace=self.kill_grace)
+        self._kill_group(self._running_pid(scheduler_id), grace=self.kill_grace)
 
     def hold(self, scheduler_id: str) -> None:
         """Pauses the step's process group (SIGSTOP)."""
-        self._signal(scheduler_id, signal.SIGSTOP)
+        self._signal(self._running_pid(scheduler_id), signal.SIGSTOP)
 
     def release(self, scheduler_id: str) -> None:
         """Resumes the step's process group (SIGCONT)."""
-        self._signal(scheduler_id, signal.SIGCONT)
+        self._signal(self._running_pid(scheduler_id), signal.SIGCONT)
 
     @staticmethod
-    def _signal(scheduler_id: str, signum: int) -> None:
-        pid, _, _ = parse_scheduler_id(scheduler_id)
+    def _signal(pid: int, signum: int) -> None:
         try:
             os.killpg(pid, signum)
         except ProcessLookupError:

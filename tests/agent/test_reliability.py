@@ -77,7 +77,7 @@ def test_kill_9_at_any_phase_then_restart_finishes_every_step_exactly_once(
             agent = _start_agent(config, log)
         finished = reports.wait_for(lambda _: len(_distinct_succeeded(reports)) >= 60, timeout=60)
         missing = sorted(set(counters) - set(_distinct_succeeded(reports)))
-        assert finished, (f"not finished: {[(m, reports.states(m)) for m in missing]}; "
+        assert finished, (f"not finished: {[(m, [(job_pb2.StepState.Name(u.state), u.reason) for u in reports.for_step(m)]) for m in missing]}; "
                           f"{_step_rows(tmp_path / 'state' / 'agent.sqlite', missing)}")
         assert set(_distinct_succeeded(reports).values()) == {1}
         for step_id, counter in counters.items():

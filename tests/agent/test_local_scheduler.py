@@ -1,0 +1,118 @@
+"""The ``local`` scheduler on its own: launch, poll, and re-adoption after an agent crash at any point."""
+
+from __future__ import annotations
+
+import subprocess
+import time
+from pathlib import Path
+
+import pytest
+
+from balsam_agent.builtin.local_launch import launcher_argv
+from balsam_agent.builtin.local_scheduler import LocalScheduler, parse_scheduler_id
+from balsam_agent.records import SiteProfile
+from balsam_agent.scheduler import LaunchSpec, SchedulerJobStatus, SchedulerState
+
+
+@pytest.fixture
+def scheduler(tmp_path: Path):
+    backend = LocalScheduler(SiteProfile(name="local", scheduler="local", work_root=str(tmp_path / "work")))
+    yield backend
+    backend.close()
+
+
+def _spec(tmp_path: Path, name: str, argv: list[str]) -> LaunchSpec:
+    workdir = tmp_path / name
+    workdir.mkdir(exist_ok=True)
+    return LaunchSpec(job_name=name, argv=tuple(argv), workdir=workdir, nodes=1, processes_per_node=1,
+                      wall_minutes=0)
+
+
+def _wait_final(scheduler: LocalScheduler, scheduler_id: str, timeout: float = 10) -> SchedulerJobStatus:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        status = scheduler.poll([scheduler_id])[scheduler_id]
+        if status.state not in (SchedulerState.RUNNING, SchedulerState.QUEUED, SchedulerState.HELD):
+            return status
+        time.sleep(0.02)
+    raise AssertionError(f"{scheduler_id} still {status}")
+
+
+def _launch_by_hand(scheduler: LocalScheduler, spec: LaunchSpec) -> subprocess.Popen[bytes]:
+    """What an agent that died right after starting the launcher leaves behind: a launch without an id file."""
+    proc = subprocess.Popen(launcher_argv(str(scheduler.registry / f"{spec.job_name}.pid"),
+                                          str(scheduler.registry / f"{spec.job_name}.exit"), list(spec.argv)),
+                            cwd=spec.workdir, start_new_session=True)
+    marker = scheduler.registry / f"{spec.job_name}.pid"
+    deadline = time.monotonic() + 5
+    while not (marker.exists() and marker.read_text().strip()):
+        assert time.monotonic() < deadline, "the launcher never claimed"
+        time.sleep(0.005)
+    return proc
+
+
+def test_exit_codes_are_reported(scheduler: LocalScheduler, tmp_path: Path) -> None:
+    ok = scheduler.submit(_spec(tmp_path, "ok", ["true"]))
+    bad = scheduler.submit(_spec(tmp_path, "bad", ["sh", "-c", "exit 3"]))
+    assert _wait_final(scheduler, ok).state is SchedulerState.COMPLETED
+    failed = _wait_final(scheduler, bad)
+    assert (failed.state, failed.exit_code, failed.reason) == (SchedulerState.FAILED, 3, "program exited with code 3")
+
+
+def test_a_second_submit_of_the_same_attempt_returns_the_first_launch(scheduler: LocalScheduler,
+                                                                      tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "again", ["sh", "-c", "echo x >> count.txt"])
+    first = scheduler.submit(spec)
+    assert scheduler.submit(spec) == first
+    assert _wait_final(scheduler, first).state is SchedulerState.COMPLETED
+    assert (spec.workdir / "count.txt").read_text() == "x\n"
+
+
+@pytest.mark.parametrize("id_file", ["missing", "empty"])
+def test_a_launch_whose_id_was_never_recorded_is_adopted_not_repeated(scheduler: LocalScheduler, tmp_path: Path,
+                                                                       id_file: str) -> None:
+    spec = _spec(tmp_path, f"crash-{id_file}", ["sh", "-c", "echo x >> count.txt; sleep 0.5; exit 4"])
+    orphan = _launch_by_hand(scheduler, spec)
+    if id_file == "empty":  # killed between creating the id file and writing it
+        (scheduler.registry / f"{spec.job_name}.id").write_text("")
+    scheduler_id = scheduler.submit(spec)
+    assert parse_scheduler_id(scheduler_id)[0] == orphan.pid
+    assert scheduler.poll([scheduler_id])[scheduler_id].state is SchedulerState.RUNNING
+    final = _wait_final(scheduler, scheduler_id)
+    orphan.wait()
+    assert (final.state, final.exit_code) == (SchedulerState.FAILED, 4)
+    assert (spec.workdir / "count.txt").read_text() == "x\n"
+
+
+def test_a_launch_that_loses_the_claim_follows_the_one_that_won(scheduler: LocalScheduler, tmp_path: Path,
+                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+    """The race after a crash: the agent relaunches before the first launcher has claimed the attempt.
+
+    The second launcher finds the claim taken and exits at once; the scheduler must then follow the
+    launcher that holds the claim, not report the step as ended without an exit code.
+    """
+    spec = _spec(tmp_path, "race", ["sh", "-c", "echo x >> count.txt; sleep 0.5"])
+    # Stage the race: launcher A claims, but the agent looked before it did (find_by_name found
+    # nothing), so its own launch B starts afterwards and loses the claim.
+    orphan = _launch_by_hand(scheduler, spec)
+    monkeypatch.setattr(scheduler, "find_by_name", lambda job_name: None)
+    scheduler_id = scheduler.submit(spec)
+    assert parse_scheduler_id(scheduler_id)[0] != orphan.pid
+    launched = scheduler.poll([scheduler_id])[scheduler_id]
+    assert launched.state is SchedulerState.RUNNING, launched
+    final = _wait_final(scheduler, scheduler_id)
+    orphan.wait()
+    assert final.state is SchedulerState.COMPLETED, final
+    assert (spec.workdir / "count.txt").read_text() == "x\n"
+
+
+def test_an_adopted_process_that_ended_reports_its_exit_code(scheduler: LocalScheduler, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "ended", ["sh", "-c", "exit 5"])
+    scheduler_id = scheduler.submit(spec)
+    _wait_final(scheduler, scheduler_id)
+    restarted = LocalScheduler(scheduler.site)  # a new agent process: no children, no cache
+    try:
+        final = restarted.poll([scheduler_id])[scheduler_id]
+        assert (final.state, final.exit_code) == (SchedulerState.FAILED, 5)
+    finally:
+        restarted.close()
