@@ -47,9 +47,14 @@ class Buffer:
     events: list[Record] = field(default_factory=list)
     outbox: list[Record] = field(default_factory=list)
     trace_context: dict[str, str] = field(default_factory=current_trace_context)
+    #: Changes whose row updates are written at :meth:`flush`.
+    changes: list[Change] = field(default_factory=list)
 
     def flush(self, connection: Connection) -> None:
-        """Inserts the buffered events and outbox rows."""
+        """Writes the changes' row updates, then inserts the buffered events and outbox rows."""
+        for change in self.changes:
+            change.write()
+        self.changes.clear()
         bulk_insert(connection, events_table, self.events)
         metrics.count_events(self.events)
         self.events.clear()
@@ -80,6 +85,13 @@ class Change:
         self.job = job
         self.steps = steps
         self._specs = specs
+        # Row updates, merged per row until the buffer is flushed: a report that moves a step through
+        # several states in one batch costs one UPDATE per row, not one per transition.
+        self._job_values: Record = {}
+        self._job_sites_values: Record = {}
+        self._step_values: dict[int, Record] = {}
+        if connection is not None:
+            buffer.changes.append(self)
 
     @classmethod
     def load(cls, connection: Connection, buffer: Buffer, job_id: str, lock: bool = True) -> Change | None:
@@ -102,8 +114,8 @@ class Change:
                               J.JOB_STATE_REJECTED)
         values["end_time"] = now if terminal else None
         self.job["end_time"] = values["end_time"]
-        statements.update_job(self.connection, self.job["id"], values)
-        statements.update_job_sites(self.connection, self.job["id"], {"state": target})
+        self._job_values.update(values)
+        self._job_sites_values["state"] = target
         self.buffer.events.append(event_record(self.job, now, reason=reason))
 
     # -- steps ----------------------------------------------------------------------------------
@@ -137,7 +149,18 @@ class Change:
         self.buffer.events.append(event_record(self.job, now, step, previous, reason))
 
     def _write_step(self, step: Record, values: Record) -> None:
-        statements.update_step(self.connection, self.job["id"], step["index"], values)
+        self._step_values.setdefault(step["index"], {}).update(values)
+
+    def write(self) -> None:
+        """Writes the merged row updates (called by :meth:`Buffer.flush`, inside the transaction)."""
+        job_id = self.job["id"]
+        if self._job_values:
+            statements.update_job(self.connection, job_id, self._job_values)
+        if self._job_sites_values:
+            statements.update_job_sites(self.connection, job_id, self._job_sites_values)
+        for index, values in sorted(self._step_values.items()):
+            statements.update_step(self.connection, job_id, index, values)
+        self._job_values, self._job_sites_values, self._step_values = {}, {}, {}
 
     def update_step_details(self, step: Record, **details: Any) -> None:
         """Records facts that are not a state change (scheduler id, exit code, report sequence)."""
@@ -168,7 +191,7 @@ class Change:
         """Starts a new attempt of step ``index``: DISPATCHED, with an Assign in the outbox."""
         step = self.steps[index]
         self.job["current_step"] = index
-        statements.update_job(self.connection, self.job["id"], {"current_step": index, "update_time": self.buffer.now})
+        self._job_values.update(current_step=index, update_time=self.buffer.now)
         self.set_step_state(step, S.STEP_STATE_DISPATCHED, attempt=step["attempt"] + 1, report_sequence=0)
         self.buffer.outbox.append(outbox_row(self.assign_envelope(index), self.buffer.now))
 

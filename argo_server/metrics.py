@@ -20,7 +20,8 @@ from __future__ import annotations
 import logging
 import threading
 import time
-from collections.abc import Iterable, Sequence
+from collections import Counter
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 from argobalsam.argo.v1 import job_pb2
@@ -128,23 +129,34 @@ meter.create_observable_gauge("argo.outbox.age", [_outbox_age], unit="s",
 
 
 def count_events(events: Sequence[dict[str, Any]]) -> None:
-    """Counts the transitions recorded by a transaction's job events (rows of ``job_events``)."""
+    """Counts the transitions recorded by a transaction's job events (rows of ``job_events``).
+
+    Counted per distinct (kind, from, to) first: a 1000-job batch makes a handful of ``add`` calls, not
+    two thousand (each costs tens of microseconds in the SDK)."""
+    tally: Counter[tuple[bool, int, int]] = Counter()
     for event in events:
         if event["step_index"] < 0:
-            to = _state_name(job_pb2.JobState, event["job_state"], "JOB_STATE_")
-            transitions.add(1, {"kind": "job", "from": "", "to": to})
+            tally[True, 0, event["job_state"]] += 1
         else:
-            attributes = {"kind": "step",
-                          "from": _state_name(job_pb2.StepState, event["previous_step_state"], "STEP_STATE_"),
-                          "to": _state_name(job_pb2.StepState, event["step_state"], "STEP_STATE_")}
-            transitions.add(1, attributes)
+            tally[False, event["previous_step_state"], event["step_state"]] += 1
+    for (is_job, before, after), count in tally.items():
+        if is_job:
+            attributes = {"kind": "job", "from": "", "to": _state_name(job_pb2.JobState, after, "JOB_STATE_")}
+        else:
+            attributes = {"kind": "step", "from": _state_name(job_pb2.StepState, before, "STEP_STATE_"),
+                          "to": _state_name(job_pb2.StepState, after, "STEP_STATE_")}
+        transitions.add(count, attributes)
 
 
-def record_ingestion(update_time_s: float, outcome: str) -> None:
-    """Counts one ingested status update; ``update_time_s`` is the agent's time of the update."""
-    status_updates.add(1, {"outcome": outcome})
-    if update_time_s > 0:
-        status_lag.record(max(0.0, time.time() - update_time_s))
+def record_ingestion(outcomes: Mapping[str, int], update_times_s: Sequence[float]) -> None:
+    """Counts ingested status updates by outcome (one ``add`` per outcome of a batch) and records the
+    lag of each from its agent-side time (``update_times_s``, seconds since the epoch; 0 when unknown)."""
+    for outcome, count in outcomes.items():
+        status_updates.add(count, {"outcome": outcome})
+    now = time.time()
+    for update_time in update_times_s:
+        if update_time > 0:
+            status_lag.record(max(0.0, now - update_time))
 
 
 def prometheus_text() -> tuple[bytes, str] | None:

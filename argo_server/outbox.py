@@ -7,7 +7,7 @@ from dataclasses import dataclass
 from typing import Any, cast
 
 from argobalsam.balsam.v1 import assignment_pb2
-from opentelemetry import propagate
+from opentelemetry import baggage, propagate, trace
 from sqlalchemy import Connection, Integer, Table, bindparam, delete, func, select
 
 from .ids import to_timestamp
@@ -19,6 +19,8 @@ outbox_table = cast(Table, OutboxMessage.__table__)
 
 def current_trace_context() -> dict[str, str]:
     """The W3C trace context of the current span (empty without an active span)."""
+    if not trace.get_current_span().get_span_context().is_valid and not baggage.get_all():
+        return {}  # nothing to propagate: skip the propagators (called once per job of a batch)
     carrier: dict[str, str] = {}
     propagate.inject(carrier)
     return carrier

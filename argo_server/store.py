@@ -9,6 +9,7 @@ import hashlib
 import logging
 import re
 import threading
+from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -351,6 +352,7 @@ class JobStore:
         for job_id in lock_order:
             changes[job_id] = Change.load(connection, buffer, job_id)
         unknown: set[int] = set()
+        outcomes: Counter[str] = Counter()
         for position, status in enumerate(updates):
             parsed = parse_step_id(status.step_id)
             if parsed is None:
@@ -367,9 +369,11 @@ class JobStore:
             if sites is not None and step["target_site"] != sites[position]:
                 unknown.add(position)
                 continue
-            tracing.observe_update(functools.partial(self._apply_one, change, step, status, result),
-                                   change.job, step, status, result)
+            outcomes[tracing.observe_update(functools.partial(self._apply_one, change, step, status, result),
+                                            change.job, step, status, result)] += 1
         result.unknown += len(unknown)
+        metrics.record_ingestion(outcomes, [update.time.ToMicroseconds() / 1e6 if update.HasField("time") else 0.0
+                                            for position, update in enumerate(updates) if position not in unknown])
         buffer.flush(connection)
         return unknown
 

@@ -45,6 +45,12 @@ def decode_context(text: str | None) -> dict[str, str]:
     return {key: value for key, _, value in pairs}
 
 
+def sdk_active() -> bool:
+    """Whether a tracing SDK is configured (spans are recorded); without one, the hot paths skip
+    building spans that would record nothing."""
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
 def current_carrier() -> dict[str, str]:
     """The W3C context of the current span (empty without one)."""
     carrier: dict[str, str] = {}
@@ -161,7 +167,10 @@ def annotate_job(job: job_pb2.Job) -> None:
 
 def publish_headers(stored: Mapping[str, str], site: str, exchange: str, body: bytes = b"") -> dict[str, str]:
     """Ends a PRODUCER span (child of the context stored with the outbox row) for one envelope and
-    returns the AMQP headers that continue from it."""
+    returns the AMQP headers that continue from it. Without a configured SDK the span would record
+    nothing and continue the stored context unchanged, so the stored context is returned as it is."""
+    if not sdk_active():
+        return dict(stored)
     attributes: dict[str, Any] = {"messaging.system": "rabbitmq", "messaging.operation": "publish",
                                   "messaging.destination.name": exchange,
                                   "messaging.rabbitmq.destination.routing_key": site, "argo.site": site}
@@ -210,16 +219,15 @@ def refused(span: Span, reason: str) -> None:
 
 
 def observe_update(apply: Callable[[], None], job: Mapping[str, Any], step: Mapping[str, Any],
-                   update: status_pb2.StatusUpdate, result: Any) -> None:
+                   update: status_pb2.StatusUpdate, result: Any) -> str:
     """Runs ``apply`` (which applies ``update`` to ``step``) in an ingestion span when the update
-    changes the step's state, and counts it in the metrics (outcome, lag). ``result`` is the
-    caller's :class:`argo_server.store.ReportResult`, read before and after to learn the outcome."""
-    from . import metrics
-
+    changes the step's state and a tracing SDK records spans, and returns the outcome for the metrics
+    (applied, duplicate, stale, refused or ignored). ``result`` is the caller's
+    :class:`argo_server.store.ReportResult`, read before and after to learn the outcome."""
     before = (result.applied, result.duplicates, result.stale, result.refused)
     changes = (update.attempt == step["attempt"] and update.sequence > step["report_sequence"]
                and update.state != step["state"])
-    if changes:
+    if changes and sdk_active():
         with ingestion_span(job, step, update) as span:
             apply()
             if result.refused > before[3]:
@@ -227,6 +235,5 @@ def observe_update(apply: Callable[[], None], job: Mapping[str, Any], step: Mapp
     else:
         apply()
     after = (result.applied, result.duplicates, result.stale, result.refused)
-    outcome = next((name for name, old, new in zip(("applied", "duplicate", "stale", "refused"), before, after,
-                                                    strict=True) if new > old), "ignored")
-    metrics.record_ingestion(update.time.ToMicroseconds() / 1e6 if update.HasField("time") else 0.0, outcome)
+    return next((name for name, old, new in zip(("applied", "duplicate", "stale", "refused"), before, after,
+                                                 strict=True) if new > old), "ignored")
