@@ -318,11 +318,20 @@ class Agent:
         self._store.commit()
         # Only now, with the batch durable, may the broker forget the assignments.
         if self._consumer is not None:
+            # Acks are cumulative (multiple=True): one ack for each run of accepted deliveries.
+            pending: tuple[int, int] | None = None
             for tag, generation, ok in self._acks:
                 if ok:
-                    self._consumer.ack(tag, generation)
-                else:
-                    self._consumer.reject(tag, generation)
+                    if pending is not None and pending[1] != generation:
+                        self._consumer.ack(*pending)
+                    pending = (tag, generation)
+                    continue
+                if pending is not None:
+                    self._consumer.ack(*pending)
+                    pending = None
+                self._consumer.reject(tag, generation)
+            if pending is not None:
+                self._consumer.ack(*pending)
         if self._updates and self._publisher is not None:
             self._publisher.wake()
         for run, kind, fn, is_transfer in self._work:

@@ -8,9 +8,11 @@ Decisions (documented for users in ``the README's "Plugin hooks" section``):
 - **Detached**: each step runs under a tiny ``sh`` launcher (:mod:`balsam_agent.builtin.local_launch`) in
   its own session and process group, so it outlives an agent restart. The scheduler id is
   ``<launcher pid>:<its start time in clock ticks>:<job name>``: the start time tells a re-used pid
-  apart; the job name finds the exit-code file in the registry directory ``<work_root>/.local-jobs``.
-  The launcher that claimed the attempt (``<name>.pid``) is the authority: a relaunch after a crash that
-  lost the claim follows the claim holder for status and signals, so an attempt runs once.
+  apart; the job name finds the attempt's files in the registry directory ``<work_root>/.local-jobs``
+  (``.json`` walltime and start, ``.pid`` written by the launcher that claimed the attempt, ``.exit``
+  its exit code). The claim holder is the authority: after a crash the agent finds the launch through
+  ``.pid``, and a relaunch that lost the claim follows the holder for status and signals, so an
+  attempt runs once.
 - **Walltime**: enforced at each poll; an overrun kills the process group and reports FAILED
   "walltime of N min exceeded". Site option ``seconds_per_wall_minute`` (default 60) scales it for tests.
 - **Hold/release**: SIGSTOP / SIGCONT of the process group (the program is paused, not requeued; its
@@ -185,56 +187,49 @@ class LocalScheduler(SchedulerBackend):
     # --- the SchedulerBackend API ---
 
     def submit(self, spec: LaunchSpec) -> str:
-        """Starts the step detached under the launcher and returns ``pid:start:job_name``."""
-        existing = self.find_by_name(spec.job_name)
-        if existing is not None:
-            return existing
+        """Starts the step detached under the launcher and returns ``pid:start:job_name``.
+
+        A second submit of the same attempt starts a launcher that finds the claim taken and exits;
+        polls of either id then follow the launcher that holds the claim (see :meth:`_alive`)."""
         program = list(spec.argv)
         if self.site.launch_style == "mpirun" and shutil.which("mpirun"):
             program = ["mpirun", "-n", str(spec.ranks), *program]
         meta = {"wall_minutes": float(spec.wall_minutes), "started": time.time()}
-        meta_path = self._path(spec.job_name, "json")
-        meta_path.write_text(json.dumps(meta))
+        self._path(spec.job_name, "json").write_text(json.dumps(meta))
         self._meta[spec.job_name] = meta
-        env = dict(os.environ)
-        env.update(spec.env)
-        env.setdefault("ARGO_RANKS", str(spec.ranks))
+        extra = dict(spec.env)
+        extra.setdefault("ARGO_RANKS", str(spec.ranks))
+        try:
+            # Exported by the launcher: the agent's own environment is inherited as it is, not copied.
+            argv = launcher_argv(str(self._path(spec.job_name, "pid")), str(self._path(spec.job_name, "exit")),
+                                 program, extra)
+        except ValueError as exc:
+            raise SchedulerError(str(exc), transient=False) from exc
         stdout = spec.stdout_path or spec.workdir / "stdout.txt"
         stderr = spec.stderr_path or spec.workdir / "stderr.txt"
         try:
             with open(stdout, "ab") as out, open(stderr, "ab") as err:
                 proc = subprocess.Popen(
-                    launcher_argv(str(self._path(spec.job_name, "pid")),
-                                  str(self._path(spec.job_name, "exit")), program),
-                    cwd=spec.workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err, env=env,
+                    argv, cwd=spec.workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
                     start_new_session=True, close_fds=True,
                 )
         except OSError as exc:
             raise SchedulerError(f"cannot start {program[0]}: {exc.strerror or exc}", transient=False) from exc
         stat = _proc_stat(proc.pid)
         start = stat[1] if stat else 0
-        scheduler_id = f"{proc.pid}:{start}:{spec.job_name}"
         with self._lock:
             self._children[proc.pid] = proc
-        id_path = self._path(spec.job_name, "id")
-        partial = id_path.with_suffix(".id-partial")
-        partial.write_text(scheduler_id)
-        partial.replace(id_path)  # a crash never leaves an empty id file
         self._watcher.watch(proc.pid)
-        return scheduler_id
+        return f"{proc.pid}:{start}:{spec.job_name}"
 
     def find_by_name(self, job_name: str) -> str | None:
-        """Finds a launch of this step attempt from its registry files (after an agent crash)."""
-        with contextlib.suppress(OSError):
-            recorded = self._path(job_name, "id").read_text().strip()
-            if recorded:
-                return recorded
+        """Finds a launch of this step attempt (after an agent crash): the launcher that claimed it."""
         holder = self._claim_holder(job_name)
         if holder is None:
             return None
-        # The launcher claimed the attempt but the agent died before recording the id.
         stat = _proc_stat(holder)
-        return f"{holder}:{stat[1] if stat else 0}:{job_name}"
+        alive = stat is not None and stat[0] not in ("Z", "X") and self._is_launcher_of(holder, job_name)
+        return f"{holder}:{stat[1] if alive and stat else 0}:{job_name}"
 
     def _claim_holder(self, job_name: str) -> int | None:
         """The pid of the launcher that claimed this attempt (from ``<name>.pid``), if any."""
@@ -269,7 +264,7 @@ class LocalScheduler(SchedulerBackend):
         else:
             stat = _proc_stat(pid)
             if stat is not None and stat[0] not in ("Z", "X"):
-                same = stat[1] == start if start else self._exit_code(job_name) is None
+                same = stat[1] == start if start else self._is_launcher_of(pid, job_name)
                 if same:
                     return pid, stat[0]
         if self._exit_code(job_name) is not None:

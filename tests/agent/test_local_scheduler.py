@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import dataclasses
+import os
 import subprocess
 import time
 from pathlib import Path
@@ -11,7 +13,7 @@ import pytest
 from balsam_agent.builtin.local_launch import launcher_argv
 from balsam_agent.builtin.local_scheduler import LocalScheduler, parse_scheduler_id
 from balsam_agent.records import SiteProfile
-from balsam_agent.scheduler import LaunchSpec, SchedulerJobStatus, SchedulerState
+from balsam_agent.scheduler import LaunchSpec, SchedulerError, SchedulerJobStatus, SchedulerState
 
 
 @pytest.fixture
@@ -59,23 +61,34 @@ def test_exit_codes_are_reported(scheduler: LocalScheduler, tmp_path: Path) -> N
     assert (failed.state, failed.exit_code, failed.reason) == (SchedulerState.FAILED, 3, "program exited with code 3")
 
 
-def test_a_second_submit_of_the_same_attempt_returns_the_first_launch(scheduler: LocalScheduler,
-                                                                      tmp_path: Path) -> None:
-    spec = _spec(tmp_path, "again", ["sh", "-c", "echo x >> count.txt"])
+def test_a_second_submit_of_the_same_attempt_runs_the_program_once(scheduler: LocalScheduler,
+                                                                    tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "again", ["sh", "-c", "echo x >> count.txt; sleep 0.3; exit 6"])
     first = scheduler.submit(spec)
-    assert scheduler.submit(spec) == first
-    assert _wait_final(scheduler, first).state is SchedulerState.COMPLETED
+    second = scheduler.submit(spec)
+    for scheduler_id in (first, second):
+        final = _wait_final(scheduler, scheduler_id)
+        assert (final.state, final.exit_code) == (SchedulerState.FAILED, 6), scheduler_id
     assert (spec.workdir / "count.txt").read_text() == "x\n"
 
 
-@pytest.mark.parametrize("id_file", ["missing", "empty"])
-def test_a_launch_whose_id_was_never_recorded_is_adopted_not_repeated(scheduler: LocalScheduler, tmp_path: Path,
-                                                                       id_file: str) -> None:
-    spec = _spec(tmp_path, f"crash-{id_file}", ["sh", "-c", "echo x >> count.txt; sleep 0.5; exit 4"])
+def test_the_step_sees_its_environment(scheduler: LocalScheduler, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "env", ["sh", "-c", 'printf "%s|%s|%s" "$ARGO_JOB_ID" "$ODD" "$PATH" > env.txt'])
+    spec = dataclasses.replace(spec, env={"ARGO_JOB_ID": "j1", "ODD": "a b; $(rm -rf x) 'q\"\n2"})
+    assert _wait_final(scheduler, scheduler.submit(spec)).state is SchedulerState.COMPLETED
+    assert (spec.workdir / "env.txt").read_text() == f"j1|a b; $(rm -rf x) 'q\"\n2|{os.environ['PATH']}"
+    # A name no shell can export is refused by name, and nothing starts.
+    odd = dataclasses.replace(_spec(tmp_path, "env2", ["sh", "-c", "echo ran > ran.txt"]), env={"A-B": "1"})
+    with pytest.raises(SchedulerError, match="'A-B' is not a valid shell name"):
+        scheduler.submit(odd)
+    assert not (odd.workdir / "ran.txt").exists()
+
+
+def test_a_launch_whose_id_was_never_recorded_is_found_by_name(scheduler: LocalScheduler, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "crash", ["sh", "-c", "echo x >> count.txt; sleep 0.5; exit 4"])
     orphan = _launch_by_hand(scheduler, spec)
-    if id_file == "empty":  # killed between creating the id file and writing it
-        (scheduler.registry / f"{spec.job_name}.id").write_text("")
-    scheduler_id = scheduler.submit(spec)
+    scheduler_id = scheduler.find_by_name(spec.job_name)
+    assert scheduler_id is not None
     assert parse_scheduler_id(scheduler_id)[0] == orphan.pid
     assert scheduler.poll([scheduler_id])[scheduler_id].state is SchedulerState.RUNNING
     final = _wait_final(scheduler, scheduler_id)
@@ -84,18 +97,16 @@ def test_a_launch_whose_id_was_never_recorded_is_adopted_not_repeated(scheduler:
     assert (spec.workdir / "count.txt").read_text() == "x\n"
 
 
-def test_a_launch_that_loses_the_claim_follows_the_one_that_won(scheduler: LocalScheduler, tmp_path: Path,
-                                                               monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_launch_that_loses_the_claim_follows_the_one_that_won(scheduler: LocalScheduler, tmp_path: Path) -> None:
     """The race after a crash: the agent relaunches before the first launcher has claimed the attempt.
 
     The second launcher finds the claim taken and exits at once; the scheduler must then follow the
     launcher that holds the claim, not report the step as ended without an exit code.
     """
     spec = _spec(tmp_path, "race", ["sh", "-c", "echo x >> count.txt; sleep 0.5"])
-    # Stage the race: launcher A claims, but the agent looked before it did (find_by_name found
-    # nothing), so its own launch B starts afterwards and loses the claim.
+    # Stage the race: launcher A claims, but the agent looked before it did (found nothing), so its
+    # own launch B starts afterwards and loses the claim.
     orphan = _launch_by_hand(scheduler, spec)
-    monkeypatch.setattr(scheduler, "find_by_name", lambda job_name: None)
     scheduler_id = scheduler.submit(spec)
     assert parse_scheduler_id(scheduler_id)[0] != orphan.pid
     launched = scheduler.poll([scheduler_id])[scheduler_id]
