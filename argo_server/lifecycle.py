@@ -52,8 +52,12 @@ class Buffer:
 
     def flush(self, connection: Connection) -> None:
         """Writes the changes' row updates, then inserts the buffered events and outbox rows."""
+        rows: dict[str, list[tuple[str, int, Record]]] = {"jobs": [], "job_sites": [], "steps": []}
         for change in self.changes:
-            change.write()
+            change.collect(rows)
+        for table, updates in rows.items():
+            if updates:
+                statements.update_rows(connection, table, updates)
         self.changes.clear()
         bulk_insert(connection, events_table, self.events)
         metrics.count_events(self.events)
@@ -100,6 +104,12 @@ class Change:
         if row is None:
             return None
         return cls(connection, buffer, row, steps)
+
+    @classmethod
+    def load_many(cls, connection: Connection, buffer: Buffer, job_ids: list[str]) -> dict[str, Change | None]:
+        """:meth:`load` for many jobs with two statements, locking them in id order."""
+        found = statements.load_jobs(connection, job_ids, lock=True)
+        return {job_id: cls(connection, buffer, *found[job_id]) if job_id in found else None for job_id in job_ids}
 
     # -- job ------------------------------------------------------------------------------------
 
@@ -151,15 +161,14 @@ class Change:
     def _write_step(self, step: Record, values: Record) -> None:
         self._step_values.setdefault(step["index"], {}).update(values)
 
-    def write(self) -> None:
-        """Writes the merged row updates (called by :meth:`Buffer.flush`, inside the transaction)."""
+    def collect(self, rows: dict[str, list[tuple[str, int, Record]]]) -> None:
+        """Hands the merged row updates to :meth:`Buffer.flush` (which writes them) and forgets them."""
         job_id = self.job["id"]
         if self._job_values:
-            statements.update_job(self.connection, job_id, self._job_values)
+            rows["jobs"].append((job_id, -1, self._job_values))
         if self._job_sites_values:
-            statements.update_job_sites(self.connection, job_id, self._job_sites_values)
-        for index, values in sorted(self._step_values.items()):
-            statements.update_step(self.connection, job_id, index, values)
+            rows["job_sites"].append((job_id, -1, self._job_sites_values))
+        rows["steps"].extend((job_id, index, values) for index, values in sorted(self._step_values.items()))
         self._job_values, self._job_sites_values, self._step_values = {}, {}, {}
 
     def update_step_details(self, step: Record, **details: Any) -> None:

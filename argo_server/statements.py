@@ -28,6 +28,20 @@ _SELECT_JOB_FOR_UPDATE = _SELECT_JOB.with_for_update()
 _SELECT_STEPS = select(_steps).where(_steps.c.job_id == bindparam("key_job_id")).order_by(_steps.c.index)
 
 
+def update_rows(connection: Connection, table: str, rows: list[tuple[str, int, dict[str, Any]]]) -> None:
+    """Many row updates of ``table`` (``jobs``, ``job_sites`` or ``steps``), one ``executemany`` per set
+    of columns: ``rows`` holds (job id, step index (steps only), values)."""
+    statement = {"jobs": _UPDATE_JOB, "job_sites": _UPDATE_JOB_SITES, "steps": _UPDATE_STEP}[table]
+    groups: dict[tuple[str, ...], list[dict[str, Any]]] = {}
+    for job_id, index, values in rows:
+        params = {"key_job_id": job_id, **values}
+        if table == "steps":
+            params["key_index"] = index
+        groups.setdefault(tuple(sorted(values)), []).append(params)
+    for batch in groups.values():
+        connection.execute(statement, batch)
+
+
 def update_step(connection: Connection, job_id: str, index: int, values: dict[str, Any]) -> None:
     """``UPDATE steps SET <values> WHERE job_id = ? AND index = ?``."""
     connection.execute(_UPDATE_STEP, {"key_job_id": job_id, "key_index": index, **values})
@@ -52,3 +66,25 @@ def load_job(connection: Connection, job_id: str, lock: bool) -> tuple[dict[str,
         return None, []
     steps = connection.execute(_SELECT_STEPS, {"key_job_id": job_id}).mappings().all()
     return dict(row), [dict(step) for step in steps]
+
+
+_SELECT_JOBS = select(_jobs).where(_jobs.c.id.in_(bindparam("key_job_ids", expanding=True))).order_by(_jobs.c.id)
+_SELECT_JOBS_FOR_UPDATE = _SELECT_JOBS.with_for_update()
+_SELECT_JOBS_STEPS = select(_steps).where(_steps.c.job_id.in_(bindparam("key_job_ids", expanding=True))) \
+    .order_by(_steps.c.job_id, _steps.c.index)
+
+
+def load_jobs(connection: Connection, job_ids: list[str], lock: bool
+              ) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
+    """Like :func:`load_job` for many jobs with two statements per 500 ids; the jobs are locked in id
+    order (absent ids are left out)."""
+    found: dict[str, tuple[dict[str, Any], list[dict[str, Any]]]] = {}
+    query = _SELECT_JOBS_FOR_UPDATE if lock else _SELECT_JOBS
+    ordered = sorted(set(job_ids))
+    for start in range(0, len(ordered), 500):
+        chunk = ordered[start:start + 500]
+        for row in connection.execute(query, {"key_job_ids": chunk}).mappings():
+            found[row["id"]] = (dict(row), [])
+        for step in connection.execute(_SELECT_JOBS_STEPS, {"key_job_ids": chunk}).mappings():
+            found[step["job_id"]][1].append(dict(step))
+    return found

@@ -344,13 +344,11 @@ class JobStore:
 
         Returns the positions of updates for unknown jobs or malformed step ids, and, when ``sites``
         names the reporting site of each update, of updates for steps that target another site (their
-        messages are dead-lettered by the caller). Jobs in ``lock_order`` are locked first, in that
-        order."""
+        messages are dead-lettered by the caller). Jobs in ``lock_order`` are loaded and locked
+        first, in id order, with two statements."""
         from .ids import parse_step_id
         buffer = Buffer(now_micros())
-        changes: dict[str, Change | None] = {}
-        for job_id in lock_order:
-            changes[job_id] = Change.load(connection, buffer, job_id)
+        changes: dict[str, Change | None] = Change.load_many(connection, buffer, list(lock_order))
         unknown: set[int] = set()
         outcomes: Counter[str] = Counter()
         for position, status in enumerate(updates):

@@ -73,6 +73,13 @@ class AgentConfig:
         if unknown:
             raise ConfigError(f"unknown configuration keys {unknown}; valid: {sorted(known)}")
         kwargs: dict[str, Any] = {k: v for k, v in data.items() if v is not None}
+        for name, kind, lowest in (("heartbeat_interval", float, 0.0), ("workers", int, 1), ("prefetch", int, 1)):
+            if name in kwargs:
+                value = kwargs[name]
+                if isinstance(value, bool) or not isinstance(value, (int, float)) or \
+                        (kind is int and not isinstance(value, int)) or value < lowest:
+                    raise ConfigError(f"{name}: expected {'an integer' if kind is int else 'a number'} "
+                                      f">= {lowest:g}, got {value!r}")
         if "state_dir" in kwargs:
             kwargs["state_dir"] = Path(kwargs["state_dir"]).expanduser()
         site = kwargs.get("site") or {}
