@@ -5,13 +5,14 @@
 | --- | --- | --- | --- |
 | ``argo.jobs`` | observable gauge | ``state`` | ``argo_jobs`` |
 | ``argo.steps`` | observable gauge | ``state`` | ``argo_steps`` |
-| ``argo.transitions`` | counter | ``kind`` (job, step), ``from``, ``to`` | ``argo_transitions_total`` |
+| ``argo.transitions`` | observable counter | ``kind`` (job, step), ``from``, ``to`` | ``argo_transitions_total`` |
 | ``argo.outbox.backlog`` | observable gauge | | ``argo_outbox_backlog`` |
 | ``argo.outbox.age`` | observable gauge, s | | ``argo_outbox_age_seconds`` |
 | ``argo.status.lag`` | histogram, s | | ``argo_status_lag_seconds`` |
-| ``argo.status.updates`` | counter | ``outcome`` (applied, duplicate, stale, refused, unknown) | ``argo_status_updates_total`` |
+| ``argo.status.updates`` | observable counter | ``outcome`` (applied, duplicate, stale, refused, ignored) | ``argo_status_updates_total`` |
 
-The gauges are read from the database when a reader collects (a scrape of ``/metrics``): one grouped
+The two counters are tallied in plain dictionaries on the hot paths and handed to the SDK when a reader
+collects (an SDK ``add`` costs tens of microseconds; a dictionary increment does not). The gauges are read from the database when a reader collects (a scrape of ``/metrics``): one grouped
 count per table, from every database registered with :func:`register_database`.
 """
 
@@ -33,12 +34,35 @@ log = logging.getLogger(__name__)
 
 meter = metrics.get_meter("argo_server")
 
-transitions = meter.create_counter("argo.transitions", unit="{transition}",
-                                   description="State transitions applied to jobs and steps")
+
+
+class Tally:
+    """A monotonic count per attribute set, read by an observable counter's callback."""
+
+    def __init__(self) -> None:
+        self._counts: Counter[tuple[tuple[str, str], ...]] = Counter()
+        self._lock = threading.Lock()
+
+    def add(self, counts: Mapping[tuple[tuple[str, str], ...], int]) -> None:
+        """Adds counts keyed by attribute pairs, e.g. ``{(("outcome", "applied"),): 3}``."""
+        with self._lock:
+            self._counts.update(counts)
+
+    def observe(self, options: CallbackOptions) -> Iterable[Observation]:
+        """The totals so far, one observation per attribute set."""
+        with self._lock:
+            totals = list(self._counts.items())
+        return [Observation(count, dict(key)) for key, count in totals]
+
+
+transition_tally = Tally()
+status_update_tally = Tally()
+meter.create_observable_counter("argo.transitions", [transition_tally.observe], unit="{transition}",
+                                description="State transitions applied to jobs and steps")
 status_lag = meter.create_histogram("argo.status.lag", unit="s",
                                     description="Time from an agent's status update to its ingestion")
-status_updates = meter.create_counter("argo.status.updates", unit="{update}",
-                                      description="Status updates ingested, by outcome")
+meter.create_observable_counter("argo.status.updates", [status_update_tally.observe], unit="{update}",
+                                description="Status updates ingested, by outcome")
 
 _databases: list[Any] = []
 _lock = threading.Lock()
@@ -131,28 +155,28 @@ meter.create_observable_gauge("argo.outbox.age", [_outbox_age], unit="s",
 def count_events(events: Sequence[dict[str, Any]]) -> None:
     """Counts the transitions recorded by a transaction's job events (rows of ``job_events``).
 
-    Counted per distinct (kind, from, to) first: a 1000-job batch makes a handful of ``add`` calls, not
-    two thousand (each costs tens of microseconds in the SDK)."""
+    Counted per distinct (kind, from, to) first: a 1000-job batch updates a handful of totals."""
     tally: Counter[tuple[bool, int, int]] = Counter()
     for event in events:
         if event["step_index"] < 0:
             tally[True, 0, event["job_state"]] += 1
         else:
             tally[False, event["previous_step_state"], event["step_state"]] += 1
+    counts: Counter[tuple[tuple[str, str], ...]] = Counter()
     for (is_job, before, after), count in tally.items():
         if is_job:
-            attributes = {"kind": "job", "from": "", "to": _state_name(job_pb2.JobState, after, "JOB_STATE_")}
+            key = (("kind", "job"), ("from", ""), ("to", _state_name(job_pb2.JobState, after, "JOB_STATE_")))
         else:
-            attributes = {"kind": "step", "from": _state_name(job_pb2.StepState, before, "STEP_STATE_"),
-                          "to": _state_name(job_pb2.StepState, after, "STEP_STATE_")}
-        transitions.add(count, attributes)
+            key = (("kind", "step"), ("from", _state_name(job_pb2.StepState, before, "STEP_STATE_")),
+                   ("to", _state_name(job_pb2.StepState, after, "STEP_STATE_")))
+        counts[key] += count
+    transition_tally.add(counts)
 
 
 def record_ingestion(outcomes: Mapping[str, int], update_times_s: Sequence[float]) -> None:
-    """Counts ingested status updates by outcome (one ``add`` per outcome of a batch) and records the
+    """Counts ingested status updates by outcome and records the
     lag of each from its agent-side time (``update_times_s``, seconds since the epoch; 0 when unknown)."""
-    for outcome, count in outcomes.items():
-        status_updates.add(count, {"outcome": outcome})
+    status_update_tally.add({(("outcome", outcome),): count for outcome, count in outcomes.items()})
     now = time.time()
     for update_time in update_times_s:
         if update_time > 0:
