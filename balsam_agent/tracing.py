@@ -55,6 +55,12 @@ def adopt_headers(envelope: assignment_pb2.AssignmentEnvelope, headers: Mapping[
             envelope.trace_context[key] = value
 
 
+def sdk_active() -> bool:
+    """Whether a tracing SDK records spans; without one the agent builds none (they would record
+    nothing) and passes the assignment's context on unchanged."""
+    return not isinstance(trace.get_tracer_provider(), (trace.ProxyTracerProvider, trace.NoOpTracerProvider))
+
+
 def state_name(state: int) -> str:
     """``RUNNING`` for STEP_STATE_RUNNING (the number when unknown)."""
     return job_pb2.StepState.Name(state).removeprefix("STEP_STATE_") if state in job_pb2.StepState.values() \
@@ -101,6 +107,10 @@ class StepTracing:
 
     def report(self, run: StepRun, update: status_pb2.StatusUpdate) -> None:
         """Makes the span of one status update and puts its context into ``update.trace_context``."""
+        if not sdk_active():
+            update.trace_context.update({key: value for key, value in run.envelope.trace_context.items()
+                                         if key in _W3C_KEYS})
+            return
         name = state_name(update.state)
         attributes = self.attributes(run)
         attributes.update({"argo.step_state": name, "argo.status.sequence": update.sequence})
@@ -118,6 +128,9 @@ class StepTracing:
     @contextmanager
     def work(self, run: StepRun, kind: str) -> Iterator[Span]:
         """The span of a phase's work (on the worker thread); an exception marks it ERROR."""
+        if not sdk_active():
+            yield trace.INVALID_SPAN
+            return
         with tracer.start_as_current_span(f"balsam.{kind}", context=self.context(run),
                                           attributes=self.attributes(run), record_exception=False,
                                           set_status_on_exception=False) as span:
@@ -129,6 +142,8 @@ class StepTracing:
 
     def poll_changed(self, run: StepRun, previous: int, native_state: str, started: float) -> None:
         """A span for a poll result that changed the attempt (``started``: ``time.time()`` of the poll)."""
+        if not sdk_active():
+            return
         attributes = self.attributes(run)
         attributes.update({"argo.step_state.from": state_name(previous), "argo.step_state": state_name(run.state),
                            "argo.scheduler_state": native_state})
@@ -140,6 +155,8 @@ class StepTracing:
 
     def finish(self, run: StepRun, state: int, reason: str) -> None:
         """Ends the attempt's span (ERROR with the reason when it failed or was refused)."""
+        if not sdk_active():
+            return
         span = self.step_span(run)
         with self._lock:
             key = (run.step_id, run.attempt)
