@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from pathlib import Path
 
 import pytest
@@ -82,6 +83,33 @@ def test_group_commit_batches_and_isolates_failures() -> None:
     assert {n: r for n, r in results.items() if n != 13} == {1: 2, 2: 4, 4: 8, 5: 10}
     assert isinstance(results[13], ValueError)
     assert any(len(group) > 1 for group in seen)  # at least one commit served several callers
+
+
+def test_group_commit_runs_a_lone_call_on_its_own_thread_and_serves_a_stream_of_callers() -> None:
+    threads_seen: list[int] = []
+
+    def work(requests: list[int]) -> list[int]:
+        threads_seen.append(threading.get_ident())
+        time.sleep(0.001)
+        return [request + 1 for request in requests]
+
+    committer: GroupCommitter[int, int] = GroupCommitter(work)  # type: ignore[arg-type]
+    assert committer.call(1) == 2
+    assert threads_seen == [threading.get_ident()]  # no hand-off to another thread
+    results: dict[tuple[int, int], int] = {}
+
+    def caller(slot: int) -> None:
+        for number in range(150):
+            results[slot, number] = committer.call(number)
+
+    callers = [threading.Thread(target=caller, args=(slot,)) for slot in range(8)]
+    for thread in callers:
+        thread.start()
+    for thread in callers:
+        thread.join(30)
+    assert results == {(slot, number): number + 1 for slot in range(8) for number in range(150)}
+    assert committer.groups < 1 + 8 * 150  # commits were shared
+    assert len(set(threads_seen)) > 2  # and the lead passed between callers
 
 
 def test_supervisor_restarts_a_failing_loop() -> None:
