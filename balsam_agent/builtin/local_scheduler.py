@@ -9,12 +9,12 @@ Decisions (documented for users in ``the README's "Plugin hooks" section``):
   its own session and process group, so it outlives an agent restart. The scheduler id is
   ``<launcher pid>:<its start time in clock ticks>:<job name>``: the start time tells a re-used pid
   apart; the job name finds the attempt's files in the registry directory ``<work_root>/.local-jobs``
-  (``.json`` walltime and start, ``.pid`` written by the launcher that claimed the attempt, ``.exit``
-  its exit code). The claim holder is the authority: after a crash the agent finds the launch through
+  (``.pid``: the pid and walltime written by the launcher that claimed the attempt; ``.exit``: its exit
+  code). The claim holder is the authority: after a crash the agent finds the launch through
   ``.pid``, and a relaunch that lost the claim follows the holder for status and signals, so an
   attempt runs once.
-- **Walltime**: enforced at each poll; an overrun kills the process group and reports FAILED
-  "walltime of N min exceeded". Site option ``seconds_per_wall_minute`` (default 60) scales it for tests.
+- **Walltime**: enforced at each poll, from the launcher's start time in ``/proc``; an overrun kills
+  the process group and reports FAILED "walltime of N min exceeded". Site option ``seconds_per_wall_minute`` (default 60) scales it for tests.
 - **Hold/release**: SIGSTOP / SIGCONT of the process group (the program is paused, not requeued; its
   walltime keeps counting). **Cancel**: SIGTERM of the group, SIGKILL after ``kill_grace`` seconds
   (site option, default 5).
@@ -25,7 +25,6 @@ Decisions (documented for users in ``the README's "Plugin hooks" section``):
 from __future__ import annotations
 
 import contextlib
-import json
 import logging
 import os
 import select
@@ -63,6 +62,12 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = raw[raw.rfind(")") + 2:].split()
     return fields[0], int(fields[19])
+
+
+def _uptime() -> float:
+    """Seconds since boot on the clock of ``/proc/<pid>/stat`` start times (CLOCK_BOOTTIME)."""
+    clock = getattr(time, "CLOCK_BOOTTIME", None)
+    return time.clock_gettime(clock) if clock is not None else time.monotonic()
 
 
 def group_alive(pgid: int) -> bool:
@@ -159,7 +164,7 @@ class LocalScheduler(SchedulerBackend):
         self.kill_grace = float(site.options.get("kill_grace", 5))
         self._children: dict[int, subprocess.Popen[bytes]] = {}
         self._followed: set[int] = set()
-        self._meta: dict[str, dict[str, float]] = {}
+        self._wall: dict[str, float] = {}
         self._lock = threading.Lock()
         self._watcher = ExitWatcher()
         self._watcher.notify = self._changed
@@ -174,15 +179,15 @@ class LocalScheduler(SchedulerBackend):
     def _path(self, job_name: str, suffix: str) -> Path:
         return self.registry / f"{job_name}.{suffix}"
 
-    def _read_meta(self, job_name: str) -> dict[str, float]:
-        meta = self._meta.get(job_name)
-        if meta is None:
-            try:
-                meta = json.loads(self._path(job_name, "json").read_text())
-            except (OSError, ValueError):
-                meta = {}
-            self._meta[job_name] = meta
-        return meta
+    def _wall_minutes(self, job_name: str) -> float:
+        """The attempt's walltime in minutes (0: none), as the launcher recorded it with its claim."""
+        wall = self._wall.get(job_name)
+        if wall is None:
+            claim = self._claim(job_name)
+            if claim is None:
+                return 0.0  # not claimed yet: read again at the next poll
+            wall = self._wall[job_name] = claim[1]
+        return wall
 
     # --- the SchedulerBackend API ---
 
@@ -194,15 +199,13 @@ class LocalScheduler(SchedulerBackend):
         program = list(spec.argv)
         if self.site.launch_style == "mpirun" and shutil.which("mpirun"):
             program = ["mpirun", "-n", str(spec.ranks), *program]
-        meta = {"wall_minutes": float(spec.wall_minutes), "started": time.time()}
-        self._path(spec.job_name, "json").write_text(json.dumps(meta))
-        self._meta[spec.job_name] = meta
+        self._wall[spec.job_name] = float(spec.wall_minutes)
         extra = dict(spec.env)
         extra.setdefault("ARGO_RANKS", str(spec.ranks))
         try:
             # Exported by the launcher: the agent's own environment is inherited as it is, not copied.
             argv = launcher_argv(str(self._path(spec.job_name, "pid")), str(self._path(spec.job_name, "exit")),
-                                 program, extra)
+                                 program, extra, spec.wall_minutes)
         except ValueError as exc:
             raise SchedulerError(str(exc), transient=False) from exc
         stdout = spec.stdout_path or spec.workdir / "stdout.txt"
@@ -231,12 +234,18 @@ class LocalScheduler(SchedulerBackend):
         alive = stat is not None and stat[0] not in ("Z", "X") and self._is_launcher_of(holder, job_name)
         return f"{holder}:{stat[1] if alive and stat else 0}:{job_name}"
 
-    def _claim_holder(self, job_name: str) -> int | None:
-        """The pid of the launcher that claimed this attempt (from ``<name>.pid``), if any."""
+    def _claim(self, job_name: str) -> tuple[int, float] | None:
+        """(pid, walltime minutes) of the launcher that claimed this attempt (``<name>.pid``), if any."""
         try:
-            return int(self._path(job_name, "pid").read_text().strip())
-        except (OSError, ValueError):
+            fields = self._path(job_name, "pid").read_text().split()
+            return int(fields[0]), float(fields[1]) if len(fields) > 1 else 0.0
+        except (OSError, ValueError, IndexError):
             return None
+
+    def _claim_holder(self, job_name: str) -> int | None:
+        """The pid of the launcher that claimed this attempt, if any."""
+        claim = self._claim(job_name)
+        return claim[0] if claim else None
 
     def _is_launcher_of(self, pid: int, job_name: str) -> bool:
         """Whether a living pid is this attempt's launcher (its argv names the claim file), not a reuse."""
@@ -246,8 +255,9 @@ class LocalScheduler(SchedulerBackend):
             return False
         return os.fsencode(self._path(job_name, "pid")) in argv
 
-    def _alive(self, pid: int, start: int, job_name: str) -> tuple[int | None, str]:
-        """Finds the launcher that runs this attempt: (its pid, /proc state letter), or (None, "X").
+    def _alive(self, pid: int, start: int, job_name: str) -> tuple[int | None, str, int]:
+        """Finds the launcher that runs this attempt: (its pid, /proc state letter, start time in clock
+        ticks after boot), or (None, "X", 0).
 
         Normally that is the recorded launcher. After a crash an agent may relaunch an attempt whose
         first launcher had not yet claimed it; the later launcher then exits with ``local_launch.CLAIM_LOST``
@@ -258,7 +268,7 @@ class LocalScheduler(SchedulerBackend):
         if proc is not None:
             if proc.poll() is None:  # reaps our own child once it ends
                 stat = _proc_stat(pid)
-                return pid, stat[0] if stat else "R"
+                return (pid, stat[0], stat[1]) if stat else (pid, "R", start)
             with self._lock:
                 self._children.pop(pid, None)
         else:
@@ -266,9 +276,9 @@ class LocalScheduler(SchedulerBackend):
             if stat is not None and stat[0] not in ("Z", "X"):
                 same = stat[1] == start if start else self._is_launcher_of(pid, job_name)
                 if same:
-                    return pid, stat[0]
+                    return pid, stat[0], stat[1]
         if self._exit_code(job_name) is not None:
-            return None, "X"
+            return None, "X", 0
         holder = self._claim_holder(job_name)
         if holder is not None and holder != pid:
             stat = _proc_stat(holder)
@@ -276,30 +286,31 @@ class LocalScheduler(SchedulerBackend):
                 if holder not in self._followed:
                     self._followed.add(holder)
                     self._watcher.watch(holder)  # its end triggers a poll like our own children's
-                return holder, stat[0]
-        return None, "X"
+                return holder, stat[0], stat[1]
+        return None, "X", 0
 
     def poll(self, scheduler_ids: Sequence[str]) -> dict[str, SchedulerJobStatus]:
         """One pass over every id: /proc for the living, the exit-code file for the ended."""
         result: dict[str, SchedulerJobStatus] = {}
-        now = time.time()
+        now = _uptime()
         for scheduler_id in scheduler_ids:
             try:
                 pid, start, job_name = parse_scheduler_id(scheduler_id)
             except ValueError:
                 continue
-            running, letter = self._alive(pid, start, job_name)
+            running, letter, ticks = self._alive(pid, start, job_name)
             if running is not None:
-                result[scheduler_id] = self._living_status(scheduler_id, running, job_name, letter, now)
+                result[scheduler_id] = self._living_status(scheduler_id, running, job_name, letter,
+                                                           now - ticks / _CLOCK_TICKS)
             else:
                 result[scheduler_id] = self._ended_status(scheduler_id, job_name)
         return result
 
     def _living_status(self, scheduler_id: str, pid: int, job_name: str, letter: str,
-                       now: float) -> SchedulerJobStatus:
-        meta = self._read_meta(job_name)
-        wall = meta.get("wall_minutes", 0.0)
-        if wall > 0 and now - meta.get("started", now) > wall * self.seconds_per_minute:
+                       elapsed: float) -> SchedulerJobStatus:
+        """The status of a running launcher (``elapsed``: seconds since it started)."""
+        wall = self._wall_minutes(job_name)
+        if wall > 0 and elapsed > wall * self.seconds_per_minute:
             self._path(job_name, "walltime").touch()
             self._kill_group(pid, grace=0.0)
             return self._timeout_status(scheduler_id, wall)
@@ -315,8 +326,13 @@ class LocalScheduler(SchedulerBackend):
                                   timed_out=True)
 
     def _ended_status(self, scheduler_id: str, job_name: str) -> SchedulerJobStatus:
+        status = self._final_status(scheduler_id, job_name)
+        self._wall.pop(job_name, None)  # the caches hold active attempts only
+        return status
+
+    def _final_status(self, scheduler_id: str, job_name: str) -> SchedulerJobStatus:
         if self._path(job_name, "walltime").exists():
-            return self._timeout_status(scheduler_id, self._read_meta(job_name).get("wall_minutes", 0.0))
+            return self._timeout_status(scheduler_id, self._wall_minutes(job_name))
         if self._path(job_name, "cancelled").exists():
             return SchedulerJobStatus(scheduler_id, SchedulerState.CANCELLED, reason="cancelled",
                                       native_state="cancelled")
@@ -364,7 +380,7 @@ class LocalScheduler(SchedulerBackend):
     def _running_pid(self, scheduler_id: str) -> int:
         """The process group to signal: the launcher that runs the attempt (see :meth:`_alive`)."""
         pid, start, job_name = parse_scheduler_id(scheduler_id)
-        running, _ = self._alive(pid, start, job_name)
+        running, _, _ = self._alive(pid, start, job_name)
         return pid if running is None else running
 
     def cancel(self, scheduler_id: str) -> None:

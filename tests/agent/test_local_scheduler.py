@@ -127,3 +127,21 @@ def test_an_adopted_process_that_ended_reports_its_exit_code(scheduler: LocalSch
         assert (final.state, final.exit_code) == (SchedulerState.FAILED, 5)
     finally:
         restarted.close()
+
+
+def test_walltime_is_enforced_by_a_restarted_agent(tmp_path: Path) -> None:
+    site = SiteProfile(name="local", scheduler="local", work_root=str(tmp_path / "work"),
+                       options={"seconds_per_wall_minute": 0.5})
+    first = LocalScheduler(site)
+    spec = dataclasses.replace(_spec(tmp_path, "long", ["sleep", "30"]), wall_minutes=1)
+    scheduler_id = first.submit(spec)
+    assert first.poll([scheduler_id])[scheduler_id].state is SchedulerState.RUNNING
+    first.close()
+    restarted = LocalScheduler(site)  # knows nothing but the registry files and /proc
+    try:
+        final = _wait_final(restarted, scheduler_id, timeout=10)
+        assert (final.state, final.timed_out, final.reason) == (SchedulerState.FAILED, True,
+                                                                 "walltime of 1 min exceeded")
+        assert restarted.find_by_name("long") is not None
+    finally:
+        restarted.close()
