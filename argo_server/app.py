@@ -72,7 +72,7 @@ class ServerProcess:
                                  self.config.relay_poll_interval)
         self.store = JobStore(self.db, self.config.data_root, on_outbox=self.relay.notify)
         self.consumer = StatusConsumer(self.store, self.config.amqp_url, self.config.amqp_prefix,
-                                       self.config.status_prefetch, on_applied=self.relay.notify)
+                                       self.config.status_prefetch, on_outbox=self.relay.notify)
         self.relay.tls = self.consumer.tls = AmqpTls.from_config(self.config)
         self.consumer.max_body_bytes = self.config.amqp_max_body_bytes
         self.poller = EventPoller(self.store, self.config.watch_poll_interval)

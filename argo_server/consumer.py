@@ -48,14 +48,15 @@ class StatusConsumer:
     """Consumes AgentReports; :meth:`loop` runs under a :class:`~argo_server.supervisor.Supervised`."""
 
     def __init__(self, store: JobStore, amqp_url: str, prefix: str, prefetch: int = 200,
-                 on_applied: Callable[[], None] | None = None) -> None:
+                 on_outbox: Callable[[], None] | None = None) -> None:
         self.store = store
         self.amqp_url = amqp_url
         self.prefix = prefix
         self.prefetch = prefetch
         self.stats = ConsumerStats()
         self.connection: pika.BlockingConnection | None = None
-        self._on_applied = on_applied or (lambda: None)
+        #: Called after a batch that wrote envelopes to the outbox (wakes the relay).
+        self._on_outbox = on_outbox or (lambda: None)
         #: TLS settings of ``amqps://`` URLs (set by the server from its ``amqp_tls_*`` settings).
         self.tls: AmqpTls | None = None
         #: Bodies larger than this are dead-lettered without being parsed.
@@ -134,14 +135,17 @@ class StatusConsumer:
         self.stats.stale += result.stale
         self.stats.refused += result.refused
         self.stats.heartbeats += heartbeats
-        for tag, _report in reports:
+        if not bad_tags:
+            # Every earlier delivery of this channel is settled already: one cumulative ack.
+            channel.basic_ack(max(tag for tag, _report in reports), multiple=True)
+        for tag, _report in reports if bad_tags else ():
             if tag in bad_tags:
                 self.stats.dead_lettered += 1
                 channel.basic_nack(tag, requeue=False)
             else:
                 channel.basic_ack(tag)
-        if result.applied:
-            self._on_applied()
+        if result.enveloped:
+            self._on_outbox()
 
     def _apply(self, connection: Connection, reports: list[tuple[int, status_pb2.AgentReport]]
                ) -> tuple[set[int], ReportResult, int]:

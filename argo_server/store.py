@@ -87,6 +87,8 @@ class ReportResult:
     stale: int = 0
     refused: int = 0
     unknown: int = 0
+    #: Envelopes written to the outbox (next steps dispatched, cancels): the relay has work.
+    enveloped: int = 0
 
 
 class JobStore:
@@ -370,6 +372,7 @@ class JobStore:
             outcomes[tracing.observe_update(functools.partial(self._apply_one, change, step, status, result),
                                             change.job, step, status, result)] += 1
         result.unknown += len(unknown)
+        result.enveloped += len(buffer.outbox)
         metrics.record_ingestion(outcomes, [update.time.ToMicroseconds() / 1e6 if update.HasField("time") else 0.0
                                             for position, update in enumerate(updates) if position not in unknown])
         buffer.flush(connection)

@@ -23,20 +23,28 @@ from argo_server.store import JobStore
 
 
 class RecordingChannel:
-    """Stands in for the pika channel: records what the consumer acked and dead-lettered."""
+    """Stands in for the pika channel: records what the consumer acked and dead-lettered, with AMQP's
+    rules (``multiple`` settles every outstanding delivery up to the tag; settling twice is an error)."""
 
-    def __init__(self) -> None:
+    def __init__(self, tags: list[int]) -> None:
+        self.outstanding = set(tags)
         self.acked: list[int] = []
         self.dead: list[int] = []
 
+    def _settle(self, tag: int, multiple: bool) -> list[int]:
+        assert tag in self.outstanding, f"delivery {tag} settled twice or never delivered"
+        settled = sorted(t for t in self.outstanding if t <= tag) if multiple else [tag]
+        self.outstanding.difference_update(settled)
+        return settled
+
     def basic_ack(self, tag: int, multiple: bool = False) -> None:
         """Records an ack."""
-        self.acked.append(tag)
+        self.acked.extend(self._settle(tag, multiple))
 
     def basic_nack(self, tag: int, multiple: bool = False, requeue: bool = True) -> None:
         """Records a dead-lettering (a requeue would be a redelivery loop: refused here)."""
         assert not requeue
-        self.dead.append(tag)
+        self.dead.extend(self._settle(tag, multiple))
 
 
 @pytest.fixture(scope="module")
@@ -97,8 +105,8 @@ def test_every_delivery_is_acked_or_dead_lettered_once(consumer: tuple[StatusCon
                                                         data: st.DataObject) -> None:
     status_consumer, step_ids = consumer
     bodies = data.draw(deliveries(step_ids))
-    channel = RecordingChannel()
     tags = list(range(1, len(bodies) + 1))
+    channel = RecordingChannel(tags)
     started = time.monotonic()
     status_consumer.handle_batch(channel, list(zip(tags, bodies, strict=True)))  # type: ignore[arg-type]
     assert time.monotonic() - started < 5
@@ -121,7 +129,7 @@ def test_an_oversized_body_is_dead_lettered_unparsed(consumer: tuple[StatusConsu
     monkeypatch.setattr(status_pb2.AgentReport, "FromString", staticmethod(parse))
     small = status_pb2.AgentReport(site="local", heartbeat=status_pb2.Heartbeat(hostname="h")).SerializeToString()
     big = status_pb2.AgentReport(site="local", heartbeat=status_pb2.Heartbeat(hostname="h" * 5000)).SerializeToString()
-    channel = RecordingChannel()
+    channel = RecordingChannel([1, 2])
     before = status_consumer.stats.dead_lettered
     status_consumer.handle_batch(channel, [(1, big), (2, small)])  # type: ignore[arg-type]
     assert (channel.dead, channel.acked) == ([1], [2])

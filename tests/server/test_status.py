@@ -11,7 +11,7 @@ from argobalsam.balsam.v1 import status_pb2
 
 from argo_server.db import make_engine
 
-from .conftest import FakeAgent, RunningServer, one_step_job, wait_for
+from .conftest import FakeAgent, RunningServer, one_step_job, two_step_job, wait_for
 
 J = job_pb2.JobState
 S = job_pb2.StepState
@@ -144,3 +144,21 @@ def test_relay_publishes_every_envelope_and_empties_the_outbox(server: RunningSe
         wait_for(lambda: connection.execute(sa.text("SELECT COUNT(*) FROM outbox")).scalar_one() == 0,
                  message="empty outbox")
     engine.dispose()
+
+
+def test_only_reports_that_write_envelopes_wake_the_relay(server: RunningServer, agent: FakeAgent,
+                                                          monkeypatch: pytest.MonkeyPatch) -> None:
+    wakes: list[int] = []
+    consumer = server.process.consumer
+    monkeypatch.setattr(consumer, "_on_outbox", lambda: wakes.append(consumer.stats.messages))
+    job = server.argo.CreateJob(api.CreateJobRequest(job=two_step_job())).job
+    first = f"{job.name.split('/')[1]}/0"
+    before = consumer.stats.messages
+    agent.report("local", agent.update(first, 1, S.STEP_STATE_ACCEPTED), agent.update(first, 1, S.STEP_STATE_RUNNING))
+    wait_for(lambda: _settled(server, before + 1), message="the RUNNING report")
+    assert wakes == []  # state changes without envelopes: nothing for the relay
+    agent.report("local", agent.update(first, 1, S.STEP_STATE_STAGING_OUT),
+                 agent.update(first, 1, S.STEP_STATE_SUCCEEDED))
+    wait_for(lambda: _settled(server, before + 2), message="the SUCCEEDED report")
+    assert len(wakes) == 1  # step 1 was dispatched: its Assign is in the outbox
+    wait_for(lambda: _job(server, job.name).steps[1].state == S.STEP_STATE_DISPATCHED, message="step 1 dispatched")
