@@ -2,7 +2,9 @@
 
 Building a SQLAlchemy statement (``update(t).where(...).values(...)``) and computing its cache key costs
 more than executing it on SQLite: about 80 µs against 13 µs for the same statement built once. Status
-ingestion runs several per update, so these are module constants. An UPDATE here has no ``values()``:
+ingestion and lifecycle changes run them for every batch, so these are module constants; a change's row
+updates are merged per row and written with one ``executemany`` per set of columns
+(:func:`update_rows`). An UPDATE here has no ``values()``:
 SQLAlchemy takes the SET clause from the parameter names given at execution (compiled once per set of
 names), and the key columns use parameters whose names are not column names.
 """
@@ -40,21 +42,6 @@ def update_rows(connection: Connection, table: str, rows: list[tuple[str, int, d
         groups.setdefault(tuple(sorted(values)), []).append(params)
     for batch in groups.values():
         connection.execute(statement, batch)
-
-
-def update_step(connection: Connection, job_id: str, index: int, values: dict[str, Any]) -> None:
-    """``UPDATE steps SET <values> WHERE job_id = ? AND index = ?``."""
-    connection.execute(_UPDATE_STEP, {"key_job_id": job_id, "key_index": index, **values})
-
-
-def update_job(connection: Connection, job_id: str, values: dict[str, Any]) -> None:
-    """``UPDATE jobs SET <values> WHERE id = ?``."""
-    connection.execute(_UPDATE_JOB, {"key_job_id": job_id, **values})
-
-
-def update_job_sites(connection: Connection, job_id: str, values: dict[str, Any]) -> None:
-    """``UPDATE job_sites SET <values> WHERE job_id = ?`` (the job's state copied for site filters)."""
-    connection.execute(_UPDATE_JOB_SITES, {"key_job_id": job_id, **values})
 
 
 def load_job(connection: Connection, job_id: str, lock: bool) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
