@@ -11,7 +11,7 @@ import pytest
 from argo_client.errors import SubmissionError
 from argo_client.submission import job_from_document, parse_submission_text
 from argobalsam.argo.v1 import job_pb2
-from hypothesis import given, settings
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 STEP_FIELDS = [field.name for field in job_pb2.Step.DESCRIPTOR.fields]
@@ -28,6 +28,9 @@ _documents = st.fixed_dictionaries({"steps": st.lists(_steps, max_size=3) | _val
 
 @settings(max_examples=300, deadline=None)
 @given(_documents)
+@example({"steps": [{"state": float("inf")}]})  # found by CI: protobuf raised OverflowError
+@example({"steps": [{"nodes": float("-inf")}]})
+@example({"steps": [{"nodes": float("nan")}]})
 def test_fuzzed_api_documents_map_or_raise_submission_error(document: dict[str, Any]) -> None:
     try:
         job = job_from_document(document)
@@ -35,6 +38,15 @@ def test_fuzzed_api_documents_map_or_raise_submission_error(document: dict[str, 
         assert str(error)
         return
     assert isinstance(job, job_pb2.Job)
+
+
+@pytest.mark.parametrize("value", [float("inf"), float("-inf"), float("nan"), 1e300])
+def test_a_non_finite_number_is_refused_by_field_name(value: float) -> None:
+    with pytest.raises(SubmissionError) as refused:
+        job_from_document({"owner": "alice", "steps": [{"target_site": "local", "executable": "x",
+                                                         "nodes": value}]})
+    assert "steps[0].nodes" in str(refused.value)
+    assert "integer" in str(refused.value)
 
 
 def _alias_bomb(levels: int = 9) -> str:

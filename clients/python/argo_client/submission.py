@@ -99,7 +99,7 @@ def _parse_fields(data: dict[Any, Any], target: message.Message, prefix: str,
         part = type(target)()
         try:
             json_format.ParseDict({field.name: value}, part)
-        except (json_format.ParseError, TypeError, ValueError, AttributeError) as exc:
+        except (json_format.ParseError, TypeError, ValueError, AttributeError, ArithmeticError) as exc:
             violations.append((f"{prefix}{field.name}", _describe_parse_error(field, exc)))
             continue
         target.MergeFrom(part)

@@ -4,7 +4,10 @@ Quoting follows the HTCondor Manual, ``condor_submit``: in the "new syntax" of `
 ``environment`` the value is surrounded by double quotes, words are separated by spaces, a word in
 single quotes keeps its spaces, a literal single quote inside one is written twice (``''``) and a
 literal double quote anywhere is written twice (``""``). Every ``$`` is written ``$(DOLLAR)`` so that
-``condor_submit`` does not expand a user's text as a submit macro.
+``condor_submit`` does not expand a user's text as a submit macro. Two texts cannot be carried that
+way and are refused by name (checked against the real expander of the ``htcondor2`` bindings): ``$$``
+(after the first ``$(DOLLAR)`` is expanded, ``$$(`` is taken for a match-time macro) and a literal
+``$(DOLLAR)`` (the expander rescans the ``$`` it inserted).
 """
 
 from __future__ import annotations
@@ -36,6 +39,8 @@ ALLOWED_SUBMIT_COMMANDS: frozenset[str] = frozenset({
 _ENV_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
 _CLUSTER_ID = re.compile(r"[0-9]+\Z")
 _FORBIDDEN_CHARS = ("\n", "\r", "\x00")
+#: Texts the ``$(DOLLAR)`` escape cannot carry (see the module documentation).
+_UNREPRESENTABLE = ("$$", "$(DOLLAR)")
 
 
 def submit_value(value: str) -> str:
@@ -43,6 +48,10 @@ def submit_value(value: str) -> str:
     if any(ch in value for ch in _FORBIDDEN_CHARS):
         raise SchedulerError(f"value {value[:40]!r} holds a line break, which HTCondor cannot pass",
                              transient=False)
+    for text in _UNREPRESENTABLE:
+        if text in value:
+            raise SchedulerError(f"value {value[:40]!r} holds {text!r}, which HTCondor's submit language "
+                                 "cannot pass literally (give the job its own condor_job_file)", transient=False)
     return value.replace("$", "$(DOLLAR)")
 
 

@@ -15,8 +15,10 @@ from hypothesis import strategies as st
 
 from balsam_agent.scheduler import LaunchSpec, SchedulerError
 
-# Words a step may pass: anything printable but line breaks (which HTCondor cannot carry).
-words = st.text(st.characters(exclude_characters="\n\r\x00", exclude_categories=["Cs"]), max_size=12)
+# Words a step may pass: anything printable but line breaks, "$$" and a literal "$(DOLLAR)" (which
+# HTCondor cannot carry; refused, see below). "$" and "(" are drawn often, to meet the macro syntax.
+words = st.text(st.characters(exclude_characters="\n\r\x00", exclude_categories=["Cs"]) | st.sampled_from("$()"),
+                max_size=12).filter(lambda word: "$$" not in word and "$(DOLLAR)" not in word)
 
 
 def spec(tmp_path: Path, **fields) -> LaunchSpec:
@@ -41,6 +43,24 @@ def test_arguments_round_trip_through_the_manuals_quoting_rules(argv):
 def test_environment_round_trip(env):
     expanded = htcondor2.Submit({"environment": commands.quote_environment(env)}).expand("environment")
     assert submitfile.parse_environment(expanded) == env
+
+
+@pytest.mark.parametrize("word", ["$$", "a$$(X)", "$(DOLLAR)", "x$(DOLLAR)y"])
+def test_texts_the_submit_language_cannot_carry_are_refused(word):
+    # What the real expander makes of them with the $(DOLLAR) escape: not the word.
+    escaped = "'" + word.replace("$", "$(DOLLAR)") + "'"
+    assert htcondor2.Submit({"arguments": escaped}).expand("arguments") != "'" + word + "'"
+    with pytest.raises(SchedulerError, match="cannot pass literally") as info:
+        commands.quote_arguments(["ok", word])
+    assert not info.value.transient
+    with pytest.raises(SchedulerError, match="cannot pass literally"):
+        commands.quote_environment({"A": word})
+
+
+def test_macro_like_texts_round_trip():
+    for word in ["$ENV(HOME)", "$(ENV(HOME))", "$RANDOM_INTEGER(1,2)", "$(x)$(y)", "$([1])", "$", "a$"]:
+        expanded = htcondor2.Submit({"arguments": commands.quote_arguments([word])}).expand("arguments")
+        assert submitfile.split_arguments(expanded) == [word]
 
 
 def test_line_breaks_are_refused():
