@@ -13,13 +13,10 @@ never fails another.
 
 from __future__ import annotations
 
-import logging
 import threading
 from collections import deque
 from collections.abc import Callable, Sequence
 from typing import Generic, TypeVar
-
-log = logging.getLogger(__name__)
 
 Req = TypeVar("Req")
 Res = TypeVar("Res")
@@ -43,11 +40,9 @@ class _Waiter(Generic[Req, Res]):
 class GroupCommitter(Generic[Req, Res]):
     """Runs ``work(requests) -> results`` for groups of concurrent :meth:`call` callers."""
 
-    def __init__(self, work: Callable[[Sequence[Req]], list[Res]], max_group: int = MAX_GROUP,
-                 name: str = "group-commit") -> None:
+    def __init__(self, work: Callable[[Sequence[Req]], list[Res]], max_group: int = MAX_GROUP) -> None:
         self.work = work
         self.max_group = max_group
-        self.name = name
         self.groups = 0
         self._waiting: deque[_Waiter[Req, Res]] = deque()
         self._lock = threading.Lock()

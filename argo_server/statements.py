@@ -25,9 +25,6 @@ _UPDATE_STEP = update(_steps).where(_steps.c.job_id == bindparam("key_job_id"),
                                     _steps.c.index == bindparam("key_index"))
 _UPDATE_JOB = update(_jobs).where(_jobs.c.id == bindparam("key_job_id"))
 _UPDATE_JOB_SITES = update(_job_sites).where(_job_sites.c.job_id == bindparam("key_job_id"))
-_SELECT_JOB = select(_jobs).where(_jobs.c.id == bindparam("key_job_id"))
-_SELECT_JOB_FOR_UPDATE = _SELECT_JOB.with_for_update()
-_SELECT_STEPS = select(_steps).where(_steps.c.job_id == bindparam("key_job_id")).order_by(_steps.c.index)
 
 
 def update_rows(connection: Connection, table: str, rows: list[tuple[str, int, dict[str, Any]]]) -> None:
@@ -47,12 +44,7 @@ def update_rows(connection: Connection, table: str, rows: list[tuple[str, int, d
 def load_job(connection: Connection, job_id: str, lock: bool) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:
     """A job's row (locked for update when ``lock``) and its steps' rows in index order; (None, [])
     when there is no such job."""
-    query = _SELECT_JOB_FOR_UPDATE if lock else _SELECT_JOB
-    row = connection.execute(query, {"key_job_id": job_id}).mappings().first()
-    if row is None:
-        return None, []
-    steps = connection.execute(_SELECT_STEPS, {"key_job_id": job_id}).mappings().all()
-    return dict(row), [dict(step) for step in steps]
+    return load_jobs(connection, [job_id], lock).get(job_id, (None, []))
 
 
 _SELECT_JOBS = select(_jobs).where(_jobs.c.id.in_(bindparam("key_job_ids", expanding=True))).order_by(_jobs.c.id)
