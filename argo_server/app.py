@@ -24,6 +24,7 @@ from .db import Database
 from .grpc_security import is_loopback  # noqa: F401 - part of this module's interface
 from .notices import MailConfig, Mailer, NoticeDispatcher
 from .relay import OutboxRelay
+from .relay_process import RelayChild
 from .service import ArgoService
 from .sites import SiteService
 from .store import JobStore
@@ -68,12 +69,11 @@ class ServerProcess:
     def __init__(self, config: ServerConfig) -> None:
         self.config = config.resolved()
         self.db = Database(self.config.database_url)
-        self.relay = OutboxRelay(self.db, self.config.amqp_url, self.config.amqp_prefix,
-                                 self.config.relay_poll_interval)
+        self.relay = self._relay()
         self.store = JobStore(self.db, self.config.data_root, on_outbox=self.relay.notify)
         self.consumer = StatusConsumer(self.store, self.config.amqp_url, self.config.amqp_prefix,
                                        self.config.status_prefetch, on_outbox=self.relay.notify)
-        self.relay.tls = self.consumer.tls = AmqpTls.from_config(self.config)
+        self.consumer.tls = AmqpTls.from_config(self.config)
         self.consumer.max_body_bytes = self.config.amqp_max_body_bytes
         self.poller = EventPoller(self.store, self.config.watch_poll_interval)
         self.supervised = [Supervised("outbox-relay", self.relay.loop),
@@ -84,6 +84,13 @@ class ServerProcess:
         self.monitor: MonitorServer | None = None
         mail = MailConfig.from_mapping(self.config.mail)
         self.notices = NoticeDispatcher(self.store, self.poller, Mailer(mail)) if mail.enabled else None
+
+    def _relay(self) -> OutboxRelay | RelayChild:
+        if self.config.relay == "process":
+            return RelayChild(self.config)
+        relay = OutboxRelay(self.db, self.config.amqp_url, self.config.amqp_prefix, self.config.relay_poll_interval)
+        relay.tls = AmqpTls.from_config(self.config)
+        return relay
 
     def start(self) -> int:
         """Migrates the database, starts everything and returns the gRPC port."""

@@ -73,7 +73,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return token_main(argv[1:])
     args = _parser().parse_args(argv)
     logging.basicConfig(level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    config = build_config(args)
+    try:
+        config = build_config(args)
+    except ValueError as error:
+        print(f"argo-server: {error}", file=sys.stderr)
+        return 2
     if args.command:
         if list(args.command) != ["db", "upgrade"]:
             print(f"argo-server: unknown command {' '.join(args.command)!r}; valid: 'db upgrade'",

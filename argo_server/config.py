@@ -23,6 +23,9 @@ ENV_VARS = {
     "ARGO_MONITOR_LISTEN": "monitor_listen",
 }
 
+#: Values of the ``relay`` setting.
+RELAY_MODES = ("process", "thread")
+
 
 def state_dir() -> Path:
     """Directory of the server's default state: ``$ARGO_HOME`` or ``~/.local/state/argo``."""
@@ -47,6 +50,9 @@ class ServerConfig:
     allow_remote: bool = False
     #: Worker threads of the gRPC server.
     max_workers: int = 16
+    #: Where the outbox relay runs: ``process`` (a child process, beside the gRPC threads instead of under
+    #: their interpreter lock) or ``thread`` (inside the server process).
+    relay: str = "process"
     #: Seconds between outbox polls when nothing wakes the relay (other replicas' rows, retries).
     relay_poll_interval: float = 0.5
     #: Seconds between job_events polls of the WatchJobs poller.
@@ -80,7 +86,9 @@ class ServerConfig:
     amqp_max_body_bytes: int = 8 * 1024 * 1024
 
     def resolved(self) -> ServerConfig:
-        """Returns a copy with the state-dir defaults filled in."""
+        """Returns a copy with the state-dir defaults filled in (ValueError names a bad setting)."""
+        if self.relay not in RELAY_MODES:
+            raise ValueError(f"relay: must be one of {', '.join(RELAY_MODES)}, not {self.relay!r}")
         copy = dataclasses.replace(self)
         if not copy.database_url:
             copy.database_url = f"sqlite:///{state_dir() / 'argo.db'}"

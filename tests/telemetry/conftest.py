@@ -38,7 +38,9 @@ def stack(tmp_path: Path, amqp_url: str, amqp_prefix: str) -> Iterator[Stack]:
     server = ServerProcess(ServerConfig(listen="127.0.0.1:0", database_url=f"sqlite:///{tmp_path / 'argo.db'}",
                                         amqp_url=amqp_url, amqp_prefix=amqp_prefix,
                                         data_root=(tmp_path / "data").as_uri(), monitor_listen="127.0.0.1:0",
-                                        relay_poll_interval=0.1))
+                                        relay_poll_interval=0.1,
+                                        # in this process, so that its spans reach the in-memory exporter
+                                        relay="thread"))
     server.start()
     agent = Agent(AgentConfig(site_name="local", amqp_url=amqp_url, amqp_prefix=amqp_prefix,
                               state_dir=tmp_path / "agent", heartbeat_interval=1.0, load_entry_points=False,

@@ -1,0 +1,145 @@
+"""The outbox relay in a child process of the server (``relay: process``, the default).
+
+The relay's work (reading outbox rows, framing and publishing them, deleting them) then runs beside the
+gRPC threads instead of under the same interpreter lock: on a machine with more than one core the server
+serves more calls per second (BENCHMARKS.md has the figures of both modes).
+
+The parent talks to the child through one pipe, the child's standard input:
+
+* the first line is the configuration, as JSON (on a pipe, not on the command line, where ``ps`` would
+  show a database password);
+* every later byte is a wake-up: rows were committed (the parent never blocks on it: when the pipe is
+  full a wake-up is already pending);
+* end of file means stop. The child finishes its batch and exits, so it never outlives a server that
+  was killed, and a restarted server never finds a second relay of its own on the same outbox.
+
+:class:`RelayChild` has the interface of :class:`~argo_server.relay.OutboxRelay` that the server uses
+(``notify`` and ``loop``), so the server's supervisor restarts a child that dies, with backoff.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import errno
+import json
+import logging
+import os
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable
+from types import FrameType
+
+from .config import ServerConfig
+
+log = logging.getLogger(__name__)
+
+
+class RelayChild:
+    """Runs the relay of ``config`` in a child process; :meth:`loop` supervises one child's life."""
+
+    def __init__(self, config: ServerConfig, stop_timeout: float = 10.0) -> None:
+        self.config = config
+        self.stop_timeout = stop_timeout
+        self.process: subprocess.Popen[bytes] | None = None
+        self._pipe = -1
+        self._lock = threading.Lock()
+
+    def notify(self) -> None:
+        """Wakes the child's relay: new rows were committed."""
+        with self._lock:
+            if self._pipe < 0:
+                return  # no child yet (or between two): it reads the outbox when it starts
+            try:
+                os.write(self._pipe, b"w")
+            except BlockingIOError:
+                pass  # the pipe is full: wake-ups are pending already
+            except OSError as error:
+                if error.errno != errno.EPIPE:
+                    raise  # EPIPE: the child died; loop() sees it and starts another
+
+    def loop(self, stop: threading.Event) -> None:
+        """Starts a child and waits until ``stop`` is set (then stops it) or it exits (then raises)."""
+        command = [sys.executable, "-m", "argo_server.relay_process"]
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, close_fds=True)
+        assert process.stdin is not None
+        level = logging.getLogger().getEffectiveLevel()
+        settings = json.dumps({"config": dataclasses.asdict(self.config), "log_level": level}).encode() + b"\n"
+        process.stdin.write(settings)
+        process.stdin.flush()
+        pipe = process.stdin.fileno()
+        os.set_blocking(pipe, False)
+        with self._lock:
+            self.process, self._pipe = process, pipe
+        try:
+            while not stop.wait(0.2):
+                code = process.poll()
+                if code is not None:
+                    raise RuntimeError(f"relay process {process.pid} exited with status {code}")
+        finally:
+            with self._lock:
+                self._pipe = -1
+                process.stdin.close()  # end of file: the child stops after its batch
+            try:
+                process.wait(self.stop_timeout)
+            except subprocess.TimeoutExpired:
+                log.warning("relay process %d did not stop in %.0fs; killing it", process.pid,
+                            self.stop_timeout)
+                process.kill()
+                process.wait()
+
+
+def _read_wakes(notify: Callable[[], None], stop: threading.Event) -> None:
+    """Reads wake-ups from standard input until end of file, then sets ``stop``."""
+    while os.read(0, 4096):
+        notify()
+    stop.set()
+
+
+def main() -> int:
+    """Entry point of the child: configuration from the first line of standard input."""
+    line = b""
+    while not line.endswith(b"\n"):
+        chunk = os.read(0, 1)
+        if not chunk:
+            return 0  # the parent went away before it sent the configuration
+        line += chunk
+    settings = json.loads(line)
+    config = ServerConfig(**settings["config"])
+    logging.basicConfig(level=settings["log_level"],
+                        format="%(asctime)s %(levelname)s %(name)s[relay]: %(message)s")
+    # The parent's Ctrl-C reaches the whole process group: the child stops on end of file instead.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+    from .amqp_connect import AmqpTls
+    from .db import Database
+    from .relay import OutboxRelay
+    from .supervisor import Supervised
+    from .telemetry import configure
+
+    shutdown_telemetry = configure("argo-server")
+    stop = threading.Event()
+
+    def _terminate(signum: int, _frame: FrameType | None) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, _terminate)
+    db = Database(config.database_url)
+    relay = OutboxRelay(db, config.amqp_url, config.amqp_prefix, config.relay_poll_interval)
+    relay.tls = AmqpTls.from_config(config)
+    threading.Thread(target=_read_wakes, args=(relay.notify, stop), name="relay-wake", daemon=True).start()
+    # Broker outages are the in-process relay's business: restarted here, the process keeps running.
+    supervised = Supervised("outbox-relay", relay.loop)
+    supervised.start()
+    stop.wait()
+    supervised.stop_event.set()
+    relay.notify()  # out of its wait at once
+    supervised.stop()
+    db.dispose()
+    shutdown_telemetry()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
