@@ -7,7 +7,7 @@ from typing import Any
 
 from argobalsam.argo.v1 import job_pb2
 
-from .ids import job_name, to_timestamp
+from .ids import job_name, set_timestamp
 
 Row = Mapping[Any, Any]
 
@@ -18,13 +18,15 @@ JOB_OUTPUT_FIELDS = ("name", "steps", "state", "state_reason", "current_step", "
                      "end_time", "data_url")
 
 
-def step_spec(step: job_pb2.Step) -> bytes:
-    """The stored form of a submitted step: its input fields only."""
+def submitted_step(step: job_pb2.Step) -> job_pb2.Step:
+    """A copy of a submitted step with its input fields only (what a caller set in output fields is
+    not theirs to set)."""
     copy = job_pb2.Step()
     copy.CopyFrom(step)
     for field in STEP_OUTPUT_FIELDS:
         copy.ClearField(field)
-    return copy.SerializeToString(deterministic=True)
+    return copy
+
 
 
 def job_spec(job: job_pb2.Job) -> bytes:
@@ -48,10 +50,10 @@ def step_message(job_id: str, row: Row) -> job_pb2.Step:
     step.scheduler_id = row["scheduler_id"] or ""
     if row["exit_code"] is not None:
         step.exit_code = row["exit_code"]
-    for field in ("dispatch_time", "start_time", "end_time", "update_time"):
-        stamp = to_timestamp(row[field])
-        if stamp is not None:
-            getattr(step, field).CopyFrom(stamp)
+    set_timestamp(step.dispatch_time, row["dispatch_time"])
+    set_timestamp(step.start_time, row["start_time"])
+    set_timestamp(step.end_time, row["end_time"])
+    set_timestamp(step.update_time, row["update_time"])
     return step
 
 
@@ -63,10 +65,9 @@ def job_message(row: Row, steps: Sequence[Row]) -> job_pb2.Job:
     job.state_reason = row["state_reason"] or ""
     job.current_step = row["current_step"]
     job.data_url = row["data_url"]
-    for field in ("create_time", "update_time", "end_time"):
-        stamp = to_timestamp(row[field])
-        if stamp is not None:
-            getattr(job, field).CopyFrom(stamp)
+    set_timestamp(job.create_time, row["create_time"])
+    set_timestamp(job.update_time, row["update_time"])
+    set_timestamp(job.end_time, row["end_time"])
     job.steps.extend(step_message(row["id"], step) for step in steps)
     return job
 
@@ -79,9 +80,7 @@ def event_message(row: Row) -> job_pb2.JobEvent:
         previous_step_state=row["previous_step_state"], step_state=row["step_state"], attempt=row["attempt"],
         site=row["site"] or "", scheduler_id=row["scheduler_id"] or "", failed_phase=row["failed_phase"],
         reason=row["reason"] or "")
-    stamp = to_timestamp(row["time"])
-    if stamp is not None:
-        event.time.CopyFrom(stamp)
+    set_timestamp(event.time, row["time"])
     if row["exit_code"] is not None:
         event.exit_code = row["exit_code"]
     return event

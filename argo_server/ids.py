@@ -69,6 +69,12 @@ def to_timestamp(micros: int | None) -> Timestamp | None:
     """A protobuf Timestamp for ``micros`` (None stays None)."""
     if micros is None:
         return None
-    stamp = Timestamp()
-    stamp.FromMicroseconds(micros)
-    return stamp
+    seconds, rest = divmod(micros, 1_000_000)
+    return Timestamp(seconds=seconds, nanos=rest * 1000)
+
+
+def set_timestamp(stamp: Timestamp, micros: int | None) -> None:
+    """Sets a message's Timestamp field to ``micros`` in place (None leaves it unset)."""
+    if micros is not None:
+        stamp.seconds, rest = divmod(micros, 1_000_000)
+        stamp.nanos = rest * 1000

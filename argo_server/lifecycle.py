@@ -83,12 +83,13 @@ class Change:
     """One job (with its steps) being changed in the current transaction."""
 
     def __init__(self, connection: Connection, buffer: Buffer, job: Record, steps: list[Record],
-                 specs: list[job_pb2.Step] | None = None) -> None:
+                 specs: list[job_pb2.Step] | None = None, job_spec: job_pb2.Job | None = None) -> None:
         self.connection = connection
         self.buffer = buffer
         self.job = job
         self.steps = steps
         self._specs = specs
+        self._job_spec = job_spec
         # Row updates, merged per row until the buffer is flushed: a report that moves a step through
         # several states in one batch costs one UPDATE per row, not one per transition.
         self._job_values: Record = {}
@@ -135,6 +136,12 @@ class Change:
         if self._specs is None:
             self._specs = [job_pb2.Step.FromString(step["spec"]) for step in self.steps]
         return self._specs
+
+    def job_spec(self) -> job_pb2.Job:
+        """The submitted job (parsed once); read only: it may be the creator's request."""
+        if self._job_spec is None:
+            self._job_spec = job_pb2.Job.FromString(self.job["spec"])
+        return self._job_spec
 
     def set_step_state(self, step: Record, target: int, reason: str = "", **details: Any) -> None:
         """Moves ``step`` to ``target`` (raises TransitionRefused when the table forbids it).
@@ -221,7 +228,7 @@ class Change:
         spec.index = index
         spec.attempt = step["attempt"]
         spec.state = step["state"]
-        job_spec = job_pb2.Job.FromString(self.job["spec"])
+        job_spec = self.job_spec()
         # A step without its own hooks uses the job's (the seed's job-level preprocess/postprocess).
         if not spec.preprocess and job_spec.preprocess:
             spec.preprocess = job_spec.preprocess

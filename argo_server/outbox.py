@@ -10,7 +10,7 @@ from argobalsam.balsam.v1 import assignment_pb2
 from opentelemetry import baggage, propagate, trace
 from sqlalchemy import Connection, Integer, Table, bindparam, delete, func, select
 
-from .ids import to_timestamp
+from .ids import set_timestamp
 from .models import OutboxMessage
 
 ENVELOPE_TYPE = assignment_pb2.AssignmentEnvelope.DESCRIPTOR.full_name
@@ -49,9 +49,7 @@ def make_envelope(step_id: str, attempt: int, sequence: int, site: str, now_us: 
     """An envelope without its action (the caller sets assign/cancel/hold/release)."""
     envelope = assignment_pb2.AssignmentEnvelope(step_id=step_id, attempt=attempt, sequence=sequence, site=site,
                                                  trace_context=trace_context)
-    stamp = to_timestamp(now_us)
-    assert stamp is not None
-    envelope.time.CopyFrom(stamp)
+    set_timestamp(envelope.time, now_us)
     return envelope
 
 

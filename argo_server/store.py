@@ -19,7 +19,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.exc import IntegrityError
 
 from . import errors, metrics, tracing
-from .convert import event_message, job_message, job_spec, step_spec
+from .convert import event_message, job_message, job_spec, submitted_step
 from .data_plan import job_data_url
 from .db import Database, bulk_insert
 from .group_commit import GroupCommitter
@@ -140,11 +140,13 @@ class JobStore:
         job = request.job
         job_id = new_job_id(now)
         digest = request_digest(request) if request.request_id else None
-        job_row, steps = new_job_records(job_id, job, job_spec(job), [step_spec(s) for s in job.steps], now,
+        submitted = [submitted_step(step) for step in job.steps]
+        job_row, steps = new_job_records(job_id, job, job_spec(job),
+                                         [step.SerializeToString(deterministic=True) for step in submitted], now,
                                          job_data_url(self.data_root, job_id), request.request_id or None, digest)
         buffer = Buffer(now)
         job_row["trace_context"] = tracing.encode_context(buffer.trace_context) or None
-        self._dispatch_new(buffer, job_row, steps, list(job.steps))
+        self._dispatch_new(buffer, job_row, steps, submitted, job)
         sites = [{"job_id": job_id, "site": site, "state": job_row["state"]}
                  for site in sorted({step.target_site for step in job.steps})]
         return PreparedJob(job_row, steps, sites, buffer, job_message(job_row, steps))
@@ -190,7 +192,8 @@ class JobStore:
         loaded = self._load_jobs(connection, missing) if missing else {}
         return [created[job_id].message if job_id in created else loaded[job_id] for job_id in result_ids]
 
-    def _dispatch_new(self, buffer: Buffer, job: Record, steps: list[Record], specs: list[job_pb2.Step]) -> None:
+    def _dispatch_new(self, buffer: Buffer, job: Record, steps: list[Record], specs: list[job_pb2.Step],
+                      submitted: job_pb2.Job) -> None:
         """Dispatches step 0 of a job being inserted (its rows are written after, in one statement each)."""
         now = buffer.now
         first = steps[0]
@@ -198,7 +201,7 @@ class JobStore:
         first.update(state=S.STEP_STATE_DISPATCHED, attempt=1, envelope_sequence=1, dispatch_time=now)
         buffer.events.append(event_record(job, now, first, S.STEP_STATE_WAITING))
         # No connection: the rows are inserted by the caller, the change only builds the Assign.
-        change = Change(None, buffer, job, steps, specs)  # type: ignore[arg-type]
+        change = Change(None, buffer, job, steps, specs, submitted)  # type: ignore[arg-type]
         envelope = make_envelope(step_id(job["id"], 0), 1, 1, first["target_site"], now, buffer.trace_context)
         envelope.assign.CopyFrom(change.assign_body(0))
         buffer.outbox.append(outbox_row(envelope, now))

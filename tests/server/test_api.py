@@ -43,6 +43,20 @@ def test_create_dispatches_the_first_step(server: RunningServer) -> None:
     assert _get(server, job.name) == job
 
 
+def test_output_fields_a_caller_sets_reach_neither_the_job_nor_the_assign(server: RunningServer,
+                                                                         agent: FakeAgent) -> None:
+    job = one_step_job()
+    step = job.steps[0]
+    step.scheduler_id, step.exit_code, step.state_reason, step.failed_phase = "9999.pbs", 3, "x", 2
+    step.start_time.FromMicroseconds(10**15)
+    created = _create(server, job)
+    (envelope,) = agent.wait_envelopes("local", 1)
+    for seen in (created.steps[0], _get(server, created.name).steps[0], envelope.assign.step):
+        assert (seen.scheduler_id, seen.HasField("exit_code"), seen.state_reason, seen.failed_phase,
+                seen.HasField("start_time")) == ("", False, "", 0, False)
+    assert envelope.assign.step.executable == "/bin/true" and envelope.assign.step.attempt == 1
+
+
 def test_job_ids_sort_by_creation(server: RunningServer) -> None:
     names = [_create(server, one_step_job()).name for _ in range(5)]
     assert names == sorted(names)
