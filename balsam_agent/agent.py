@@ -67,6 +67,8 @@ S = job_pb2  # StepState / StepPhase constants
 #: Poll cycles a submitted job may be missing from the scheduler before the step fails.
 MAX_POLL_MISSES = 30
 _STOP = object()
+#: Phases that may be an attempt's first work: the first one this process runs makes the working directory.
+_PHASES_BEFORE_RUN = frozenset({"stage_in", "preprocess", "submit"})
 
 
 @dataclasses.dataclass
@@ -367,6 +369,9 @@ class Agent:
 
     def _do_work(self, run: StepRun, kind: str, fn: Callable[[], Any]) -> None:
         try:
+            if kind in _PHASES_BEFORE_RUN and not run.workdir_ready:
+                self._prepare_workdir(run)
+                run.workdir_ready = True
             with self.tracing.work(run, kind):
                 result = fn()
         except PhaseFailed as exc:
@@ -537,8 +542,9 @@ class Agent:
         while not (run.terminal or run.busy or run.held or run.cancel_requested):
             phase = run.phase
             if phase == "accepted":
+                # The working directory is made by the worker of the first phase (_do_work), not here:
+                # mkdir waits for the file system's journal, and this thread serves every step.
                 run.phase = "stage_in"
-                self._prepare_workdir(run)
                 self._touch(run)
                 continue
             if phase in ("stage_in", "preprocess", "postprocess", "stage_out"):
@@ -570,7 +576,8 @@ class Agent:
 
     @staticmethod
     def _prepare_workdir(run: StepRun) -> None:
-        # A fresh directory per attempt: leftovers of an earlier agent's crash are removed.
+        # A fresh directory per attempt: leftovers of an earlier agent's crash are removed (a recovered
+        # attempt keeps what its earlier phases made).
         if run.workdir.exists() and not run.recovering:
             shutil.rmtree(run.workdir, ignore_errors=True)
         run.workdir.mkdir(parents=True, exist_ok=True)

@@ -82,6 +82,8 @@ class StepRun:
     misses: int = 0
     #: Loaded from the database at start: a submit may have happened before the crash.
     recovering: bool = False
+    #: The working directory was prepared by this agent process (by the worker of the first phase).
+    workdir_ready: bool = False
 
     @property
     def assign(self) -> assignment_pb2.Assign:

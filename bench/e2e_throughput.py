@@ -110,12 +110,28 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
+def relay_child(server_pid: int) -> int | None:
+    """The server's outbox relay process (``relay: process``), if it has one."""
+    for task in Path(f"/proc/{server_pid}/task").iterdir():
+        for pid in (task / "children").read_text().split():
+            try:
+                if b"argo_server.relay_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                    return int(pid)
+            except OSError:
+                continue
+    return None
+
+
 class CpuMeter:
-    """CPU used by the server, the agent (with its finished children), the broker and this benchmark."""
+    """CPU used by the server (and its relay process), the agent (with its finished children), the broker
+    and this benchmark."""
 
     def __init__(self, stack: LocalStack) -> None:
         assert stack.server is not None
         self.pids = {"server": stack.server.pid, "agent": stack.agents["local"].pid, "bench": os.getpid()}
+        relay = relay_child(stack.server.pid)
+        if relay is not None:
+            self.pids["relay"] = relay
         # The broker is the process listening on the AMQP port (when `ss` may show it).
         port = pika.URLParameters(stack.amqp_url).port
         listing = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
