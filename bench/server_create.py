@@ -1,7 +1,7 @@
 """Benchmark: durable CreateJob with 8 concurrent callers vs. a trivial RPC (health Check) on the same
 server in the same run, and BatchCreateJobs throughput.
 
-    .venv/bin/python bench/server_create.py [--database-url URL] [--seconds 5]
+    .venv/bin/python bench/server_create.py [--database-url URL] [--seconds 5] [--relay process|thread]
 
 Targets (issue 2): CreateJob rate >= 0.5 x health Check rate; BatchCreateJobs >= 10,000 jobs/s.
 The server runs in a child process (SQLite in a temporary directory by default); its relay publishes
@@ -62,12 +62,16 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--callers", type=int, default=8)
+    parser.add_argument("--relay", choices=("process", "thread"), default="process",
+                        help="where the server runs its outbox relay (the server's 'relay' setting)")
     args = parser.parse_args()
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as state:
         url = args.database_url or f"sqlite:///{state}/argo.db"
+        settings = Path(state, "server.yaml")
+        settings.write_text(f"relay: {args.relay}\n")
         server = ServerChild("--database-url", url, "--amqp-prefix", prefix, "--data-root",
-                             Path(state, "data").as_uri())
+                             Path(state, "data").as_uri(), "--config", str(settings))
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
             argo = argo_service_pb2_grpc.ArgoServiceStub(channel)
@@ -79,7 +83,7 @@ def main() -> None:
             creates = rate(args.callers, args.seconds,
                            lambda: argo.CreateJob(api.CreateJobRequest(job=job(next(counter)),
                                                                        request_id=uuid.uuid4().hex)))
-            print(f"database: {url.split(':')[0]}  callers: {args.callers}")
+            print(f"database: {url.split(':')[0]}  callers: {args.callers}  relay: {args.relay}")
             print(f"health Check:  {checks:8.0f} calls/s")
             print(f"CreateJob:     {creates:8.0f} calls/s   ratio {creates / checks:.2f} (target >= 0.5)")
             batch_size, batches = 1000, 20
