@@ -95,6 +95,7 @@ def test_duplicate_and_stale_envelopes_are_ignored(local_agent, tmp_path: Path) 
     harness.assign(**fields)  # same (step, attempt, sequence): a redelivery
     harness.reports.wait_state("jd/0", "SUCCEEDED", attempt=2)
     harness.assign(**{**fields, "attempt": 1})  # an older attempt
+    harness.assign(**{**fields, "sequence": 7})  # the same attempt again, as a new envelope
     harness.control("cancel", "jd/0", attempt=1, sequence=9)
     assert harness.agent.wait_idle(5)
     assert counter.read_text() == "jd 0 2\n"
