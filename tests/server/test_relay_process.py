@@ -10,7 +10,6 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 
 import grpc
@@ -25,22 +24,12 @@ from .conftest import FakeAgent, RunningServer, one_step_job, start_server, wait
 
 
 @pytest.fixture
-def process_config(amqp_url: str, amqp_prefix: str, tmp_path: Path) -> ServerConfig:
-    """A process-relay server whose relay polls so rarely that only wake-ups deliver in a test's time."""
+def server_config(amqp_url: str, amqp_prefix: str, tmp_path: Path) -> ServerConfig:
+    """(Overrides conftest's, so that ``server`` runs this.) A process-relay server on SQLite whose relay
+    polls so rarely that only wake-ups deliver in a test's time."""
     return ServerConfig(listen="127.0.0.1:0", database_url=f"sqlite:///{tmp_path / 'argo.db'}", amqp_url=amqp_url,
                         amqp_prefix=amqp_prefix, data_root=(tmp_path / "data").as_uri(), relay="process",
                         relay_poll_interval=600.0)
-
-
-@pytest.fixture
-def process_server(process_config: ServerConfig) -> Iterator[RunningServer]:
-    """A running server whose relay is a child process."""
-    running = start_server(process_config)
-    try:
-        yield running
-    finally:
-        running.channel.close()
-        running.process.stop(grace=1.0)
 
 
 def _child(running: RunningServer) -> subprocess.Popen[bytes]:
@@ -55,35 +44,35 @@ def _step_id(job_name: str) -> str:
     return f"{job_name.split('/')[1]}/0"
 
 
-def test_the_relay_is_a_child_process_woken_by_every_commit(process_server: RunningServer,
+def test_the_relay_is_a_child_process_woken_by_every_commit(server: RunningServer,
                                                           agent: FakeAgent) -> None:
-    child = _child(process_server)
+    child = _child(server)
     assert child.pid != os.getpid() and child.poll() is None
     # The child polls every 600 s: each job below reaches the broker only if the commit woke it.
     for _ in range(3):
-        job = process_server.argo.CreateJob(api.CreateJobRequest(job=one_step_job())).job
+        job = server.argo.CreateJob(api.CreateJobRequest(job=one_step_job())).job
         (envelope,) = agent.wait_envelopes("local", 1, timeout=30)
         assert envelope.step_id == _step_id(job.name)
-    batch = process_server.argo.BatchCreateJobs(api.BatchCreateJobsRequest(
+    batch = server.argo.BatchCreateJobs(api.BatchCreateJobsRequest(
         requests=[api.CreateJobRequest(job=one_step_job()) for _ in range(50)])).jobs
     received = agent.wait_envelopes("local", 50, timeout=30)
     assert sorted(e.step_id for e in received) == sorted(_step_id(job.name) for job in batch)
 
 
 def test_a_relay_process_that_dies_is_restarted_and_sends_what_was_committed_meanwhile(
-        process_server: RunningServer, agent: FakeAgent) -> None:
-    first = _child(process_server)
+        server: RunningServer, agent: FakeAgent) -> None:
+    first = _child(server)
     first.send_signal(signal.SIGKILL)
-    jobs = [process_server.argo.CreateJob(api.CreateJobRequest(job=one_step_job())).job for _ in range(5)]
+    jobs = [server.argo.CreateJob(api.CreateJobRequest(job=one_step_job())).job for _ in range(5)]
     received = agent.wait_envelopes("local", 5, timeout=30)
     assert sorted(e.step_id for e in received) == sorted(_step_id(job.name) for job in jobs)
-    relay_loop = {loop.name: loop for loop in process_server.process.supervised}["outbox-relay"]
+    relay_loop = {loop.name: loop for loop in server.process.supervised}["outbox-relay"]
     assert relay_loop.restarts >= 1
-    assert _child(process_server).pid != first.pid
+    assert _child(server).pid != first.pid
 
 
-def test_stopping_the_server_stops_its_relay_process(process_config: ServerConfig) -> None:
-    running = start_server(process_config)
+def test_stopping_the_server_stops_its_relay_process(server_config: ServerConfig) -> None:
+    running = start_server(server_config)
     child = _child(running)
     running.channel.close()
     running.process.stop(grace=1.0)
@@ -99,9 +88,9 @@ def _alive(pid: int) -> bool:
     return re.search(r"^State:\s+Z", status, re.MULTILINE) is None
 
 
-def test_a_killed_server_leaves_no_relay_process_behind(process_config: ServerConfig, tmp_path: Path) -> None:
+def test_a_killed_server_leaves_no_relay_process_behind(server_config: ServerConfig, tmp_path: Path) -> None:
     config = tmp_path / "server.yaml"
-    settings = dataclasses.asdict(process_config)
+    settings = dataclasses.asdict(server_config)
     config.write_text("".join(f"{key}: {value!r}\n" for key, value in settings.items()
                               if key in ("database_url", "amqp_url", "amqp_prefix", "data_root", "relay")))
     server = subprocess.Popen([sys.executable, "-m", "argo_server.cli", "--listen", "127.0.0.1:0",
