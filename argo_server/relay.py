@@ -7,6 +7,11 @@ round trip per batch instead of one per message (pika's BlockingChannel waits fo
 The rows are deleted only after ``tx.commit`` succeeded, so a crash anywhere loses nothing and at worst
 publishes a batch twice (receivers drop duplicates by (step id, attempt, sequence)).
 
+Within a batch the relay sends one message per site: the envelope itself when the site has one, else an
+``AssignmentBatch`` of the site's envelopes in outbox order. Framing and routing a message costs the
+relay and the broker far more than its bytes, so a bulk submission costs them one message per site per
+batch instead of one per job; a lone CreateJob still travels as a single envelope.
+
 With several replicas on PostgreSQL or MySQL, each relay locks the rows it sends with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` and keeps the lock until they are deleted, so replicas share the
 work without sending the same rows; SQLite has a single writer, and its relay reads without a lock.
@@ -18,16 +23,19 @@ import logging
 import threading
 
 import pika
+from argobalsam.balsam.v1 import assignment_pb2
 from pika.adapters.blocking_connection import BlockingChannel
 
 from . import topology, tracing
 from .amqp_connect import AmqpTls, connection_parameters
 from .db import Database
-from .outbox import PendingMessage, claim_batch, mark_sent
+from .outbox import ENVELOPE_TYPE, PendingMessage, claim_batch, mark_sent
 
 log = logging.getLogger(__name__)
 
 BATCH = 500
+#: AMQP ``type`` of a message holding several envelopes of one site.
+BATCH_TYPE = assignment_pb2.AssignmentBatch.DESCRIPTOR.full_name
 
 
 class OutboxRelay:
@@ -88,16 +96,39 @@ class OutboxRelay:
         return len(batch)
 
     def _publish(self, channel: BlockingChannel, declared: set[str], batch: list[PendingMessage]) -> None:
+        """Publishes the batch in one AMQP transaction: per site one message, an AssignmentBatch when the
+        site has several envelopes (one publish, one broker write, one agent ack for all of them)."""
         exchange = topology.assign_exchange(self.prefix)
+        by_site: dict[str, list[PendingMessage]] = {}
         for message in batch:
-            if message.site not in declared:
-                topology.declare_site_queue(channel, self.prefix, message.site)
-                declared.add(message.site)
-            # traceparent/tracestate of a PRODUCER span in the job's trace (the row stores its parent).
-            headers = tracing.publish_headers(message.headers, message.site, exchange, message.body)
-            properties = pika.BasicProperties(delivery_mode=2, content_type=topology.PROTOBUF,
-                                              type=message.message_type, headers=headers or None)
-            # The underlying channel queues the frames without flushing the socket per message (the
-            # blocking wrapper does, at twice the CPU); tx_commit below flushes and waits for all.
-            channel._impl.basic_publish(exchange, message.site, message.body, properties)
+            by_site.setdefault(message.site, []).append(message)
+        for site, messages in by_site.items():
+            if site not in declared:
+                topology.declare_site_queue(channel, self.prefix, site)
+                declared.add(site)
+            if len(messages) == 1 or any(m.message_type != ENVELOPE_TYPE for m in messages):
+                for message in messages:
+                    # traceparent/tracestate of a PRODUCER span in the job's trace (the row stores its parent).
+                    headers = tracing.publish_headers(message.headers, site, exchange, message.body)
+                    self._send(channel, exchange, site, message.body, message.message_type, headers)
+                continue
+            envelopes = assignment_pb2.AssignmentBatch()
+            for message in messages:
+                envelope = envelopes.envelopes.add()
+                envelope.MergeFromString(message.body)
+                if tracing.sdk_active():
+                    # Each envelope continues from its own PRODUCER span (no per-envelope AMQP headers).
+                    context = tracing.publish_headers(message.headers, site, exchange, message.body)
+                    envelope.trace_context.clear()
+                    envelope.trace_context.update(context)
+            self._send(channel, exchange, site, envelopes.SerializeToString(), BATCH_TYPE, {})
         channel.tx_commit()
+
+    @staticmethod
+    def _send(channel: BlockingChannel, exchange: str, site: str, body: bytes, message_type: str,
+              headers: dict[str, str]) -> None:
+        properties = pika.BasicProperties(delivery_mode=2, content_type=topology.PROTOBUF, type=message_type,
+                                          headers=headers or None)
+        # The underlying channel queues the frames without flushing the socket per message (the blocking
+        # wrapper does, at twice the CPU); tx_commit flushes and waits for all.
+        channel._impl.basic_publish(exchange, site, body, properties)

@@ -67,6 +67,12 @@ S = job_pb2  # StepState / StepPhase constants
 #: Poll cycles a submitted job may be missing from the scheduler before the step fails.
 MAX_POLL_MISSES = 30
 _STOP = object()
+_BATCH_TYPE = assignment_pb2.AssignmentBatch.DESCRIPTOR.full_name
+
+
+def _well_formed(envelope: assignment_pb2.AssignmentEnvelope) -> bool:
+    return bool(envelope.step_id) and envelope.WhichOneof("action") is not None and envelope.attempt >= 1
+
 #: Phases that may be an attempt's first work: the first one this process runs makes the working directory.
 _PHASES_BEFORE_RUN = frozenset({"stage_in", "preprocess", "submit"})
 
@@ -79,6 +85,8 @@ class _Delivery:
     received: float
     #: AMQP headers (the W3C trace context of the server's publish).
     headers: Any = None
+    #: AMQP type: an AssignmentBatch holds several envelopes; anything else is read as one envelope.
+    message_type: Any = None
 
 
 @dataclasses.dataclass
@@ -255,10 +263,11 @@ class Agent:
                 self._transfer_backends[scheme] = backend
             return backend
 
-    def _on_delivery(self, body: bytes, tag: int, generation: int, headers: Any = None) -> None:
+    def _on_delivery(self, body: bytes, tag: int, generation: int, headers: Any = None,
+                     message_type: Any = None) -> None:
         with self._idle:
             self._pending_events += 1
-        self._inbox.put(_Delivery(body, tag, generation, time.monotonic(), headers))
+        self._inbox.put(_Delivery(body, tag, generation, time.monotonic(), headers, message_type))
 
     def _post(self, event: Any) -> None:
         with self._idle:
@@ -434,19 +443,33 @@ class Agent:
     # --- envelopes ---
 
     def _on_envelope(self, delivery: _Delivery) -> None:
-        assert self._store is not None
+        """One message: an envelope, or an AssignmentBatch whose envelopes are taken in order."""
+        batch = delivery.message_type == _BATCH_TYPE
         try:
-            envelope = assignment_pb2.AssignmentEnvelope.FromString(delivery.body)
+            if batch:
+                envelopes = list(assignment_pb2.AssignmentBatch.FromString(delivery.body).envelopes)
+            else:
+                envelopes = [assignment_pb2.AssignmentEnvelope.FromString(delivery.body)]
         except protobuf_message.DecodeError:
-            log.warning("dead-lettering a malformed assignment (%d bytes)", len(delivery.body))
+            log.warning("dead-lettering a malformed assignment%s (%d bytes)", " batch" * batch, len(delivery.body))
             self._acks.append((delivery.tag, delivery.generation, False))
             return
-        action = envelope.WhichOneof("action")
-        if not envelope.step_id or action is None or envelope.attempt < 1:
-            log.warning("dead-lettering an assignment without step, attempt or action: %s", envelope.step_id)
+        if not batch and not _well_formed(envelopes[0]):
+            log.warning("dead-lettering an assignment without step, attempt or action: %s", envelopes[0].step_id)
             self._acks.append((delivery.tag, delivery.generation, False))
             return
         self._acks.append((delivery.tag, delivery.generation, True))
+        for envelope in envelopes:
+            if not _well_formed(envelope):
+                # The batch's other envelopes are good: they are taken, and this one is only logged.
+                log.warning("ignoring an assignment without step, attempt or action in a batch: %s",
+                            envelope.step_id)
+                continue
+            self._take_envelope(envelope, delivery.headers if not batch else None)
+
+    def _take_envelope(self, envelope: assignment_pb2.AssignmentEnvelope, headers: Any) -> None:
+        assert self._store is not None
+        action = envelope.WhichOneof("action")
         if self._store.seen_envelope(envelope.step_id, envelope.attempt, envelope.sequence):
             log.info("ignoring duplicate envelope %s a%d #%d", envelope.step_id, envelope.attempt, envelope.sequence)
             return
@@ -461,7 +484,7 @@ class Agent:
                 return
             if current is not None:
                 self._cancel(current, f"superseded by attempt {envelope.attempt}")
-            adopt_headers(envelope, delivery.headers)
+            adopt_headers(envelope, headers)
             self._accept(envelope)
             return
         if current is None or current.attempt != envelope.attempt:

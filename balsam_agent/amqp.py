@@ -77,7 +77,8 @@ class Backoff:
 
 
 #: Called with (body, delivery tag, connection generation, AMQP headers) for every assignment.
-DeliveryHandler = Callable[[bytes, int, int, Any], None]
+#: ``on_delivery(body, delivery tag, connection generation, AMQP headers, AMQP type)``.
+DeliveryHandler = Callable[[bytes, int, int, Any, Any], None]
 
 
 class AssignmentConsumer:
@@ -124,7 +125,8 @@ class AssignmentConsumer:
                 def deliver(ch: object, method: pika.spec.Basic.Deliver, props: object, body: bytes,
                             generation: int = generation) -> None:
                     # The headers carry the W3C trace context (traceparent) of the server's publish.
-                    self.on_delivery(body, method.delivery_tag, generation, getattr(props, "headers", None))
+                    self.on_delivery(body, method.delivery_tag, generation, getattr(props, "headers", None),
+                                     getattr(props, "type", None))
 
                 channel.basic_consume(assign_queue_name(self.prefix, self.site), deliver)
                 self._conn, self._channel = conn, channel

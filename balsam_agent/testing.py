@@ -196,12 +196,23 @@ class AssignmentPublisher:
         self._channel.exchange_declare(f"{prefix}.assign", "direct", durable=True)
         self._channel.confirm_delivery()
 
-    def publish(self, envelope: assignment_pb2.AssignmentEnvelope | bytes, site: str | None = None) -> None:
-        """Publishes one envelope (or raw bytes, to test malformed bodies) to its site."""
+    def publish(self, envelope: assignment_pb2.AssignmentEnvelope | assignment_pb2.AssignmentBatch | bytes,
+                site: str | None = None, message_type: str = "argobalsam.balsam.v1.AssignmentEnvelope") -> None:
+        """Publishes one envelope, or a batch of them as the relay does, to its site; raw bytes (to test
+        malformed bodies) go with ``message_type``."""
         import pika
 
-        body = envelope if isinstance(envelope, bytes) else envelope.SerializeToString()
-        routing_key = site if site is not None else getattr(envelope, "site", "")
+        if isinstance(envelope, bytes):
+            body = envelope
+        else:
+            body, message_type = envelope.SerializeToString(), envelope.DESCRIPTOR.full_name
+        if site is not None:
+            routing_key = site
+        elif isinstance(envelope, bytes):
+            routing_key = ""
+        else:
+            first = envelope.envelopes[0] if hasattr(envelope, "envelopes") else envelope
+            routing_key = first.site
         with self._lock:
             if routing_key not in self._declared:
                 # As the server's relay: the site's queue exists before anything is published to it.
@@ -212,7 +223,7 @@ class AssignmentPublisher:
             self._channel.basic_publish(
                 f"{self.prefix}.assign", routing_key, body,
                 properties=pika.BasicProperties(content_type="application/x-protobuf", delivery_mode=2,
-                                                type="argobalsam.balsam.v1.AssignmentEnvelope"))
+                                                type=message_type))
 
     def close(self) -> None:
         """Closes the connection."""

@@ -94,10 +94,15 @@ class AssignTap:
         self.thread.start()
 
     def _run(self) -> None:
-        for _method, _props, body in self.channel.consume(self.queue, auto_ack=True):
-            envelope = assignment_pb2.AssignmentEnvelope.FromString(body)
+        for _method, props, body in self.channel.consume(self.queue, auto_ack=True):
+            if props.type == "argobalsam.balsam.v1.AssignmentBatch":
+                envelopes = list(assignment_pb2.AssignmentBatch.FromString(body).envelopes)
+            else:
+                envelopes = [assignment_pb2.AssignmentEnvelope.FromString(body)]
+            now = time.time()
             with self.lock:
-                self.published.setdefault(envelope.step_id, time.time())
+                for envelope in envelopes:
+                    self.published.setdefault(envelope.step_id, now)
 
 
 def cpu_seconds(pid: int) -> float:

@@ -103,6 +103,37 @@ def test_duplicate_and_stale_envelopes_are_ignored(local_agent, tmp_path: Path) 
     assert harness.reports.states("jd/0").count("SUCCEEDED") == 1
 
 
+def test_a_batch_message_is_taken_envelope_by_envelope_in_order(local_agent, tmp_path: Path) -> None:
+    from argobalsam.balsam.v1 import assignment_pb2
+
+    from balsam_agent.testing import make_assignment, make_control
+
+    harness = local_agent(site_options={"options": {"kill_grace": 1}})
+    counter = tmp_path / "count.txt"
+    runs = [make_assignment(job_id=f"jb{n}", site=harness.site, executable="count", args=[str(counter)])
+            for n in range(3)]
+    cancelled = make_assignment(job_id="jbx", site=harness.site, executable="sleep", args=["60"])
+    batch = assignment_pb2.AssignmentBatch(envelopes=[
+        *runs, runs[0],  # a duplicate inside the batch
+        assignment_pb2.AssignmentEnvelope(site=harness.site, attempt=1),  # no step id: skipped, not fatal
+        cancelled, make_control("cancel", step_id=cancelled.step_id, site=harness.site)])  # in order
+    harness.publisher.publish(batch)
+    for envelope in runs:
+        harness.reports.wait_state(envelope.step_id, "SUCCEEDED")
+    harness.reports.wait_state(cancelled.step_id, "CANCELLED")
+    assert harness.agent.wait_idle(5)
+    assert sorted(counter.read_text().splitlines()) == ["jb0 0 1", "jb1 0 1", "jb2 0 1"]
+    assert "RUNNING" not in harness.reports.states(cancelled.step_id)
+
+
+def test_a_malformed_batch_is_dead_lettered_and_the_agent_goes_on(local_agent) -> None:
+    harness = local_agent()
+    harness.publisher.publish(b"\xff\xffnot a protobuf", site=harness.site,
+                              message_type="argobalsam.balsam.v1.AssignmentBatch")
+    step_id = harness.assign(job_id="jh", executable="true")
+    harness.reports.wait_state(step_id, "SUCCEEDED")
+
+
 def test_malformed_envelope_is_dead_lettered_and_the_agent_goes_on(local_agent) -> None:
     harness = local_agent()
     harness.publisher.publish(b"\xff\xffnot a protobuf", site=harness.site)

@@ -161,6 +161,8 @@ class FakeAgent:
         self.channel = self.connection.channel()
         topology.declare_status(self.channel, prefix)
         self._sequences: dict[tuple[str, int], int] = {}
+        #: AMQP type of every message taken (envelopes come one per message or in batches).
+        self.messages: list[str] = []
 
     def declare_site(self, site: str) -> None:
         """Declares the site's queue (as the agent does at start)."""
@@ -177,8 +179,12 @@ class FakeAgent:
                 return found
             assert properties.content_type == "application/x-protobuf"
             assert properties.delivery_mode == 2
-            assert properties.type == "argobalsam.balsam.v1.AssignmentEnvelope"
-            found.append(assignment_pb2.AssignmentEnvelope.FromString(body))
+            self.messages.append(properties.type)
+            if properties.type == "argobalsam.balsam.v1.AssignmentBatch":
+                found.extend(assignment_pb2.AssignmentBatch.FromString(body).envelopes)
+            else:
+                assert properties.type == "argobalsam.balsam.v1.AssignmentEnvelope"
+                found.append(assignment_pb2.AssignmentEnvelope.FromString(body))
 
     def wait_envelopes(self, site: str, count: int, timeout: float = 15.0) -> list[assignment_pb2.AssignmentEnvelope]:
         """Collects envelopes of ``site`` until there are ``count``."""

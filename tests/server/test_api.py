@@ -86,6 +86,25 @@ def test_concurrent_duplicates_make_one_job(server: RunningServer) -> None:
     assert len(server.argo.ListJobs(api.ListJobsRequest()).jobs) == 1
 
 
+def test_the_relay_sends_a_sites_envelopes_of_one_batch_as_one_message(server: RunningServer,
+                                                                       agent: FakeAgent) -> None:
+    sites = ["local", "vesta", "local", "local", "vesta", "mira"]
+    jobs = server.argo.BatchCreateJobs(api.BatchCreateJobsRequest(
+        requests=[api.CreateJobRequest(job=one_step_job(site=site)) for site in sites])).jobs
+    for site in ("local", "vesta", "mira"):
+        envelopes = agent.wait_envelopes(site, sites.count(site))
+        expected = [f"{job.name.split('/')[1]}/0" for job, at in zip(jobs, sites, strict=True) if at == site]
+        assert [e.step_id for e in envelopes] == expected  # in the order they were written
+        assert all(e.HasField("assign") and e.site == site for e in envelopes)
+    # One transaction's rows are one relay batch: one message per site, a batch where it has several.
+    assert sorted(agent.messages) == sorted(["argobalsam.balsam.v1.AssignmentBatch"] * 2
+                                            + ["argobalsam.balsam.v1.AssignmentEnvelope"])
+    agent.messages.clear()
+    _create(server, one_step_job(site="vesta"))
+    agent.wait_envelopes("vesta", 1)
+    assert agent.messages == ["argobalsam.balsam.v1.AssignmentEnvelope"]
+
+
 def test_batch_create_is_in_request_order(server: RunningServer) -> None:
     requests = [api.CreateJobRequest(job=one_step_job(owner=f"user{i}"), request_id=f"b{i}") for i in range(30)]
     jobs = server.argo.BatchCreateJobs(api.BatchCreateJobsRequest(requests=requests)).jobs

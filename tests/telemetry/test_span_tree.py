@@ -140,3 +140,32 @@ def test_failing_step_span_has_error_status_with_reason(stack: Stack, spans: InM
     assert failed_poll and failed_poll[0].status.status_code is StatusCode.ERROR
     # the phases before the failure succeeded
     assert of_step(recorded, "balsam.submit", 0).status.status_code is not StatusCode.ERROR
+
+
+def test_jobs_of_one_batch_each_continue_from_their_own_publish_span(stack: Stack,
+                                                                      spans: InMemorySpanExporter) -> None:
+    """The relay sends a batch's envelopes for one site as one AssignmentBatch message: each envelope
+    still carries the context of its own PRODUCER span, and each step's spans descend from it."""
+    (stack.site_bin / "ok").write_text("#!/bin/sh\nexit 0\n")
+    (stack.site_bin / "ok").chmod(0o755)
+    steps = [job_pb2.Step(target_site="local", executable="ok", nodes=1, processes_per_node=1) for _ in range(3)]
+    with ArgoClient(stack.address) as client, trace.get_tracer("tests").start_as_current_span("submit"):
+        created = client.batch_create_jobs([job_pb2.Job(owner="tester", steps=[step]) for step in steps])
+        ended = [client.wait(job, timeout=90) for job in created]
+    assert all(job.state == job_pb2.JOB_STATE_SUCCEEDED for job in ended)
+    ids = [job.name.rpartition("/")[2] for job in created]
+    for job_id in ids:
+        job_spans(spans, job_id, "argo.status SUCCEEDED")
+    recorded = list(spans.get_finished_spans())
+    root = by_name(recorded, "submit")[0]
+    mine = [s for s in recorded if s.context.trace_id == root.context.trace_id]
+    batch = "argobalsam.argo.v1.ArgoService/BatchCreateJobs"
+    publish = f"{stack.prefix}.assign publish"
+    publishes = set()
+    for job_id in ids:
+        (step,) = [s for s in by_name(mine, "balsam.step") if s.attributes and s.attributes["argo.job_id"] == job_id]
+        assert chain(step, mine) == ["submit", batch, batch, publish, "balsam.step"]
+        producer = parent_of(step, mine)
+        assert producer.kind is SpanKind.PRODUCER and producer.attributes["argo.job_id"] == job_id  # type: ignore[index]
+        publishes.add(producer.context.span_id)
+    assert len(publishes) == 3

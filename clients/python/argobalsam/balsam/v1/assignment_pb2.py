@@ -26,7 +26,7 @@ from argobalsam.argo.v1 import job_pb2 as argobalsam_dot_argo_dot_v1_dot_job__pb
 from google.protobuf import timestamp_pb2 as google_dot_protobuf_dot_timestamp__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%argobalsam/balsam/v1/assignment.proto\x12\x14\x61rgobalsam.balsam.v1\x1a\x1c\x61rgobalsam/argo/v1/job.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x04\n\x12\x41ssignmentEnvelope\x12\x17\n\x07step_id\x18\x01 \x01(\tR\x06stepId\x12\x18\n\x07\x61ttempt\x18\x02 \x01(\x05R\x07\x61ttempt\x12\x1a\n\x08sequence\x18\x03 \x01(\x03R\x08sequence\x12\x12\n\x04site\x18\x04 \x01(\tR\x04site\x12.\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12_\n\rtrace_context\x18\x06 \x03(\x0b\x32:.argobalsam.balsam.v1.AssignmentEnvelope.TraceContextEntryR\x0ctraceContext\x12\x36\n\x06\x61ssign\x18\n \x01(\x0b\x32\x1c.argobalsam.balsam.v1.AssignH\x00R\x06\x61ssign\x12\x36\n\x06\x63\x61ncel\x18\x0b \x01(\x0b\x32\x1c.argobalsam.balsam.v1.CancelH\x00R\x06\x63\x61ncel\x12\x30\n\x04hold\x18\x0c \x01(\x0b\x32\x1a.argobalsam.balsam.v1.HoldH\x00R\x04hold\x12\x39\n\x07release\x18\r \x01(\x0b\x32\x1d.argobalsam.balsam.v1.ReleaseH\x00R\x07release\x1a?\n\x11TraceContextEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x08\n\x06\x61\x63tion\">\n\tInputFile\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\nsource_url\x18\x02 \x01(\tR\tsourceUrl\"K\n\nOutputFile\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12)\n\x10\x64\x65stination_urls\x18\x02 \x03(\tR\x0f\x64\x65stinationUrls\"\xf7\x01\n\x06\x41ssign\x12,\n\x04step\x18\x01 \x01(\x0b\x32\x18.argobalsam.argo.v1.StepR\x04step\x12\x15\n\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\x12\x37\n\x06inputs\x18\x04 \x03(\x0b\x32\x1f.argobalsam.balsam.v1.InputFileR\x06inputs\x12:\n\x07outputs\x18\x05 \x03(\x0b\x32 .argobalsam.balsam.v1.OutputFileR\x07outputs\x12\x1d\n\nstep_count\x18\x06 \x01(\x05R\tstepCount\" \n\x06\x43\x61ncel\x12\x16\n\x06reason\x18\x01 \x01(\tR\x06reason\"\x1e\n\x04Hold\x12\x16\n\x06reason\x18\x01 \x01(\tR\x06reason\"\t\n\x07Releaseb\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n%argobalsam/balsam/v1/assignment.proto\x12\x14\x61rgobalsam.balsam.v1\x1a\x1c\x61rgobalsam/argo/v1/job.proto\x1a\x1fgoogle/protobuf/timestamp.proto\"\xb0\x04\n\x12\x41ssignmentEnvelope\x12\x17\n\x07step_id\x18\x01 \x01(\tR\x06stepId\x12\x18\n\x07\x61ttempt\x18\x02 \x01(\x05R\x07\x61ttempt\x12\x1a\n\x08sequence\x18\x03 \x01(\x03R\x08sequence\x12\x12\n\x04site\x18\x04 \x01(\tR\x04site\x12.\n\x04time\x18\x05 \x01(\x0b\x32\x1a.google.protobuf.TimestampR\x04time\x12_\n\rtrace_context\x18\x06 \x03(\x0b\x32:.argobalsam.balsam.v1.AssignmentEnvelope.TraceContextEntryR\x0ctraceContext\x12\x36\n\x06\x61ssign\x18\n \x01(\x0b\x32\x1c.argobalsam.balsam.v1.AssignH\x00R\x06\x61ssign\x12\x36\n\x06\x63\x61ncel\x18\x0b \x01(\x0b\x32\x1c.argobalsam.balsam.v1.CancelH\x00R\x06\x63\x61ncel\x12\x30\n\x04hold\x18\x0c \x01(\x0b\x32\x1a.argobalsam.balsam.v1.HoldH\x00R\x04hold\x12\x39\n\x07release\x18\r \x01(\x0b\x32\x1d.argobalsam.balsam.v1.ReleaseH\x00R\x07release\x1a?\n\x11TraceContextEntry\x12\x10\n\x03key\x18\x01 \x01(\tR\x03key\x12\x14\n\x05value\x18\x02 \x01(\tR\x05value:\x02\x38\x01\x42\x08\n\x06\x61\x63tion\"Y\n\x0f\x41ssignmentBatch\x12\x46\n\tenvelopes\x18\x01 \x03(\x0b\x32(.argobalsam.balsam.v1.AssignmentEnvelopeR\tenvelopes\">\n\tInputFile\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12\x1d\n\nsource_url\x18\x02 \x01(\tR\tsourceUrl\"K\n\nOutputFile\x12\x12\n\x04name\x18\x01 \x01(\tR\x04name\x12)\n\x10\x64\x65stination_urls\x18\x02 \x03(\tR\x0f\x64\x65stinationUrls\"\xf7\x01\n\x06\x41ssign\x12,\n\x04step\x18\x01 \x01(\x0b\x32\x18.argobalsam.argo.v1.StepR\x04step\x12\x15\n\x06job_id\x18\x02 \x01(\tR\x05jobId\x12\x14\n\x05owner\x18\x03 \x01(\tR\x05owner\x12\x37\n\x06inputs\x18\x04 \x03(\x0b\x32\x1f.argobalsam.balsam.v1.InputFileR\x06inputs\x12:\n\x07outputs\x18\x05 \x03(\x0b\x32 .argobalsam.balsam.v1.OutputFileR\x07outputs\x12\x1d\n\nstep_count\x18\x06 \x01(\x05R\tstepCount\" \n\x06\x43\x61ncel\x12\x16\n\x06reason\x18\x01 \x01(\tR\x06reason\"\x1e\n\x04Hold\x12\x16\n\x06reason\x18\x01 \x01(\tR\x06reason\"\t\n\x07Releaseb\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -39,16 +39,18 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_ASSIGNMENTENVELOPE']._serialized_end=687
   _globals['_ASSIGNMENTENVELOPE_TRACECONTEXTENTRY']._serialized_start=614
   _globals['_ASSIGNMENTENVELOPE_TRACECONTEXTENTRY']._serialized_end=677
-  _globals['_INPUTFILE']._serialized_start=689
-  _globals['_INPUTFILE']._serialized_end=751
-  _globals['_OUTPUTFILE']._serialized_start=753
-  _globals['_OUTPUTFILE']._serialized_end=828
-  _globals['_ASSIGN']._serialized_start=831
-  _globals['_ASSIGN']._serialized_end=1078
-  _globals['_CANCEL']._serialized_start=1080
-  _globals['_CANCEL']._serialized_end=1112
-  _globals['_HOLD']._serialized_start=1114
-  _globals['_HOLD']._serialized_end=1144
-  _globals['_RELEASE']._serialized_start=1146
-  _globals['_RELEASE']._serialized_end=1155
+  _globals['_ASSIGNMENTBATCH']._serialized_start=689
+  _globals['_ASSIGNMENTBATCH']._serialized_end=778
+  _globals['_INPUTFILE']._serialized_start=780
+  _globals['_INPUTFILE']._serialized_end=842
+  _globals['_OUTPUTFILE']._serialized_start=844
+  _globals['_OUTPUTFILE']._serialized_end=919
+  _globals['_ASSIGN']._serialized_start=922
+  _globals['_ASSIGN']._serialized_end=1169
+  _globals['_CANCEL']._serialized_start=1171
+  _globals['_CANCEL']._serialized_end=1203
+  _globals['_HOLD']._serialized_start=1205
+  _globals['_HOLD']._serialized_end=1235
+  _globals['_RELEASE']._serialized_start=1237
+  _globals['_RELEASE']._serialized_end=1246
 # @@protoc_insertion_point(module_scope)

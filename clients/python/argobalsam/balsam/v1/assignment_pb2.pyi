@@ -41,6 +41,12 @@ class AssignmentEnvelope(_message.Message):
     release: Release
     def __init__(self, step_id: _Optional[str] = ..., attempt: _Optional[int] = ..., sequence: _Optional[int] = ..., site: _Optional[str] = ..., time: _Optional[_Union[datetime.datetime, _timestamp_pb2.Timestamp, _Mapping]] = ..., trace_context: _Optional[_Mapping[str, str]] = ..., assign: _Optional[_Union[Assign, _Mapping]] = ..., cancel: _Optional[_Union[Cancel, _Mapping]] = ..., hold: _Optional[_Union[Hold, _Mapping]] = ..., release: _Optional[_Union[Release, _Mapping]] = ...) -> None: ...
 
+class AssignmentBatch(_message.Message):
+    __slots__ = ("envelopes",)
+    ENVELOPES_FIELD_NUMBER: _ClassVar[int]
+    envelopes: _containers.RepeatedCompositeFieldContainer[AssignmentEnvelope]
+    def __init__(self, envelopes: _Optional[_Iterable[_Union[AssignmentEnvelope, _Mapping]]] = ...) -> None: ...
+
 class InputFile(_message.Message):
     __slots__ = ("name", "source_url")
     NAME_FIELD_NUMBER: _ClassVar[int]
