@@ -17,7 +17,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, Table, create_engine, event, insert
+from sqlalchemy import Connection, Engine, Table, create_engine, event
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
 
@@ -140,22 +140,20 @@ _INSERT_SQL: dict[tuple[str, tuple[str, ...], str], str] = {}
 
 
 def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Inserts many rows with one DBAPI ``executemany``.
+    """Inserts many rows with a few driver calls.
 
-    SQLAlchemy's per-row parameter processing costs more than SQLite's insert itself, so on SQLite and
-    MySQL (whose driver turns executemany into multi-row INSERTs) the statement goes to the driver
-    directly. PostgreSQL keeps SQLAlchemy's batched "insertmanyvalues" path (psycopg2's executemany
-    is one round trip per row). Every row must have the keys of the first one; values must be plain
-    Python values the driver accepts (str, int, bytes, bool, None)."""
+    SQLAlchemy's per-row parameter processing costs more than the database's insert itself (on
+    PostgreSQL its "insertmanyvalues" path was 60 % of a batch create), so the statement goes to the
+    driver directly: multi-row ``INSERT ... VALUES (...), (...)`` on SQLite and PostgreSQL, and
+    ``executemany`` on MySQL (whose driver turns it into multi-row INSERTs itself). Every row must have
+    the keys of the first one; values must be plain Python values the driver accepts (str, int, bytes,
+    bool, None)."""
     if not rows:
         return
     dialect = connection.dialect
-    if dialect.name == "postgresql":
-        connection.execute(insert(table), rows)
-        return
     columns = tuple(rows[0])
-    if dialect.name == "sqlite":
-        _sqlite_multirow_insert(connection, table, columns, rows)
+    if dialect.name in ("sqlite", "postgresql"):
+        _multirow_insert(connection, table, columns, rows, "?" if dialect.paramstyle == "qmark" else "%s")
         return
     key = (table.name, columns, dialect.name)
     sql = _INSERT_SQL.get(key)
@@ -168,35 +166,36 @@ def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]
     connection.exec_driver_sql(sql, list(map(_values_of(columns), rows)))
 
 
+#: Rows per multi-row INSERT (SQLite allows 32766 variables since 3.32, PostgreSQL 65535).
+ROWS_PER_INSERT = 200
+_MULTIROW_SQL: dict[tuple[str, tuple[str, ...], int, str], str] = {}
+
+
+def _multirow_insert(connection: Connection, table: Table, columns: tuple[str, ...],
+                     rows: list[dict[str, Any]], mark: str) -> None:
+    """``INSERT ... VALUES (...), (...), ...``: one statement per chunk of rows.
+
+    On SQLite: the sqlite3 module releases the GIL around every statement step, and getting it back can
+    wait up to the switch interval when other threads run Python; with ``executemany`` (one step per row)
+    the group committer did that once per row while holding the database's write lock. One statement per
+    table (per 200 rows) keeps it to a few waits per transaction, and costs less CPU than executemany
+    (about 70 against 90 µs per job for groups of 3, 20 against 23 µs for batches of 1000). On
+    PostgreSQL: one round trip per chunk, parameters interpolated by the driver in C."""
+    for start in range(0, len(rows), ROWS_PER_INSERT):
+        chunk = rows[start:start + ROWS_PER_INSERT]
+        key = (table.name, columns, len(chunk), mark)
+        sql = _MULTIROW_SQL.get(key)
+        if sql is None:
+            names = ", ".join(f'"{column}"' for column in columns)
+            values = "(" + ", ".join([mark] * len(columns)) + ")"
+            sql = f'INSERT INTO "{table.name}" ({names}) VALUES ' + ", ".join([values] * len(chunk))
+            _MULTIROW_SQL[key] = sql
+        connection.exec_driver_sql(sql, tuple(chain.from_iterable(map(_values_of(columns), chunk))))
+
+
 def _values_of(columns: tuple[str, ...]) -> Callable[[dict[str, Any]], tuple[Any, ...]]:
     """A function returning a row's values of ``columns`` as a tuple (in C: no Python loop per value)."""
     if len(columns) == 1:
         (column,) = columns
         return lambda row: (row[column],)
     return itemgetter(*columns)
-
-
-#: Rows per multi-row INSERT on SQLite (its variable limit is 32766 since 3.32).
-SQLITE_ROWS_PER_INSERT = 200
-_SQLITE_INSERT_SQL: dict[tuple[str, tuple[str, ...], int], str] = {}
-
-
-def _sqlite_multirow_insert(connection: Connection, table: Table, columns: tuple[str, ...],
-                            rows: list[dict[str, Any]]) -> None:
-    """``INSERT ... VALUES (...), (...), ...``: one statement step per chunk of rows.
-
-    The sqlite3 module releases the GIL around every statement step, and getting it back can wait up to
-    the switch interval when other threads run Python; with ``executemany`` (one step per row) the
-    group committer did that once per row while holding the database's write lock. One statement per
-    table (per 200 rows) keeps it to a few waits per transaction, and costs less CPU than executemany
-    (about 70 against 90 µs per job for groups of 3, 20 against 23 µs for batches of 1000)."""
-    for start in range(0, len(rows), SQLITE_ROWS_PER_INSERT):
-        chunk = rows[start:start + SQLITE_ROWS_PER_INSERT]
-        key = (table.name, columns, len(chunk))
-        sql = _SQLITE_INSERT_SQL.get(key)
-        if sql is None:
-            names = ", ".join(f'"{column}"' for column in columns)
-            values = "(" + ", ".join("?" * len(columns)) + ")"
-            sql = f'INSERT INTO "{table.name}" ({names}) VALUES ' + ", ".join([values] * len(chunk))
-            _SQLITE_INSERT_SQL[key] = sql
-        connection.exec_driver_sql(sql, tuple(chain.from_iterable(map(_values_of(columns), chunk))))
