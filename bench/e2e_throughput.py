@@ -1,6 +1,6 @@
 """End-to-end throughput and dispatch latency: server + RabbitMQ + local agent, one-step no-op jobs.
 
-    .venv/bin/python bench/e2e_throughput.py [--jobs 3000] [--latency-seconds 10]
+    .venv/bin/python bench/e2e_throughput.py [--jobs 3000] [--latency-seconds 10] [--relay process|thread]
 
 1. Throughput: BatchCreateJobs of N one-step jobs running ``true`` on the ``local`` site; the time from
    the first create call to the last step's SUCCEEDED report gives steps/s sustained.
@@ -221,6 +221,8 @@ def main() -> int:
                         help="jobs/s of the latency phase (default: half the measured throughput)")
     parser.add_argument("--latency-callers", type=int, default=4)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
+    parser.add_argument("--relay", choices=("process", "thread"), default="process",
+                        help="where the server runs its outbox relay (the server's 'relay' setting)")
     args = parser.parse_args()
 
     state = Path(tempfile.mkdtemp(prefix="argo-bench-"))
@@ -229,8 +231,10 @@ def main() -> int:
     program = site_bin / "noop"
     shutil.copy("/bin/true", program)
     prefix = f"bench{uuid.uuid4().hex[:8]}"
+    settings = state / "server.yaml"
+    settings.write_text(f"relay: {args.relay}\n")
     with LocalStack(state, amqp_url=args.amqp_url, amqp_prefix=prefix, sites=["local"],
-                    delete_topology=True) as stack:
+                    server_args=["--config", str(settings)], delete_topology=True) as stack:
         stack.start_server()
         tap = StatusTap(args.amqp_url, prefix)
         assign_tap = AssignTap(args.amqp_url, prefix, "local")
