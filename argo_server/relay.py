@@ -36,6 +36,32 @@ log = logging.getLogger(__name__)
 BATCH = 500
 #: AMQP ``type`` of a message holding several envelopes of one site.
 BATCH_TYPE = assignment_pb2.AssignmentBatch.DESCRIPTOR.full_name
+#: Largest AssignmentBatch body: far below RabbitMQ's message size limit (``max_message_size``, 128 MiB
+#: by default) however large the envelopes, since a message the broker refuses would stop the relay on
+#: the same rows forever. An envelope larger than this travels alone, as it would without batching.
+MAX_MESSAGE_BYTES = 1 << 20
+
+
+def message_groups(messages: list[PendingMessage], max_bytes: int) -> list[list[PendingMessage]]:
+    """``messages`` (of one site, in order) cut into runs that go as one message each: a run of
+    envelopes whose bodies add up to at most ``max_bytes``, or a message alone (one too large to share,
+    or one that is not an envelope)."""
+    groups: list[list[PendingMessage]] = []
+    current: list[PendingMessage] = []
+    size = 0
+    for message in messages:
+        fits = message.message_type == ENVELOPE_TYPE and len(message.body) <= max_bytes
+        if current and (not fits or size + len(message.body) > max_bytes):
+            groups.append(current)
+            current, size = [], 0
+        if not fits:
+            groups.append([message])
+            continue
+        current.append(message)
+        size += len(message.body)
+    if current:
+        groups.append(current)
+    return groups
 
 
 class OutboxRelay:
@@ -96,8 +122,9 @@ class OutboxRelay:
         return len(batch)
 
     def _publish(self, channel: BlockingChannel, declared: set[str], batch: list[PendingMessage]) -> None:
-        """Publishes the batch in one AMQP transaction: per site one message, an AssignmentBatch when the
-        site has several envelopes (one publish, one broker write, one agent ack for all of them)."""
+        """Publishes the batch in one AMQP transaction: per site its envelopes in messages of at most
+        :data:`MAX_MESSAGE_BYTES`, an AssignmentBatch where several fit (one publish, one broker write,
+        one agent ack for all of them)."""
         exchange = topology.assign_exchange(self.prefix)
         by_site: dict[str, list[PendingMessage]] = {}
         for message in batch:
@@ -106,22 +133,23 @@ class OutboxRelay:
             if site not in declared:
                 topology.declare_site_queue(channel, self.prefix, site)
                 declared.add(site)
-            if len(messages) == 1 or any(m.message_type != ENVELOPE_TYPE for m in messages):
-                for message in messages:
+            for group in message_groups(messages, MAX_MESSAGE_BYTES):
+                if len(group) == 1:
+                    (message,) = group
                     # traceparent/tracestate of a PRODUCER span in the job's trace (the row stores its parent).
                     headers = tracing.publish_headers(message.headers, site, exchange, message.body)
                     self._send(channel, exchange, site, message.body, message.message_type, headers)
-                continue
-            envelopes = assignment_pb2.AssignmentBatch()
-            for message in messages:
-                envelope = envelopes.envelopes.add()
-                envelope.MergeFromString(message.body)
-                if tracing.sdk_active():
-                    # Each envelope continues from its own PRODUCER span (no per-envelope AMQP headers).
-                    context = tracing.publish_headers(message.headers, site, exchange, message.body)
-                    envelope.trace_context.clear()
-                    envelope.trace_context.update(context)
-            self._send(channel, exchange, site, envelopes.SerializeToString(), BATCH_TYPE, {})
+                    continue
+                envelopes = assignment_pb2.AssignmentBatch()
+                for message in group:
+                    envelope = envelopes.envelopes.add()
+                    envelope.MergeFromString(message.body)
+                    if tracing.sdk_active():
+                        # Each envelope continues from its own PRODUCER span (no per-envelope AMQP headers).
+                        context = tracing.publish_headers(message.headers, site, exchange, message.body)
+                        envelope.trace_context.clear()
+                        envelope.trace_context.update(context)
+                self._send(channel, exchange, site, envelopes.SerializeToString(), BATCH_TYPE, {})
         channel.tx_commit()
 
     @staticmethod
