@@ -62,17 +62,17 @@ class RelayChild:
     def loop(self, stop: threading.Event) -> None:
         """Starts a child and waits until ``stop`` is set (then stops it) or it exits (then raises)."""
         command = [sys.executable, "-m", "argo_server.relay_process"]
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, close_fds=True)
-        assert process.stdin is not None
         level = logging.getLogger().getEffectiveLevel()
         settings = json.dumps({"config": dataclasses.asdict(self.config), "log_level": level}).encode() + b"\n"
-        process.stdin.write(settings)
-        process.stdin.flush()
-        pipe = process.stdin.fileno()
-        os.set_blocking(pipe, False)
-        with self._lock:
-            self.process, self._pipe = process, pipe
+        process = subprocess.Popen(command, stdin=subprocess.PIPE, close_fds=True)
+        assert process.stdin is not None
         try:
+            process.stdin.write(settings)  # a child that died at once: BrokenPipeError, then restarted
+            process.stdin.flush()
+            pipe = process.stdin.fileno()
+            os.set_blocking(pipe, False)
+            with self._lock:
+                self.process, self._pipe = process, pipe
             while not stop.wait(0.2):
                 code = process.poll()
                 if code is not None:
@@ -80,7 +80,10 @@ class RelayChild:
         finally:
             with self._lock:
                 self._pipe = -1
-                process.stdin.close()  # end of file: the child stops after its batch
+                try:
+                    process.stdin.close()  # end of file: the child stops after its batch
+                except BrokenPipeError:
+                    pass  # it had gone already
             try:
                 process.wait(self.stop_timeout)
             except subprocess.TimeoutExpired:
