@@ -20,6 +20,8 @@ work without sending the same rows; SQLite has a single writer, and its relay re
 from __future__ import annotations
 
 import logging
+import os
+import select
 import threading
 
 import pika
@@ -76,32 +78,63 @@ class OutboxRelay:
         self.connection: pika.BlockingConnection | None = None
         #: TLS settings of ``amqps://`` URLs (set by the server from its ``amqp_tls_*`` settings).
         self.tls: AmqpTls | None = None
-        self._wake = threading.Event()
+        #: A descriptor whose bytes also wake the relay (in a relay process: the server's pipe).
+        self.wake_fd: int | None = None
+        # Wake-ups are bytes on a pipe the loop waits on with select(), together with wake_fd: a relay
+        # process is woken by the server's write with no thread in between.
+        self._wake_lock = threading.Lock()
+        self._wake_write = -1
 
     def notify(self) -> None:
-        """Wakes the relay: new rows were committed."""
-        self._wake.set()
+        """Wakes the relay: new rows were committed (no-op between two runs of the loop, which reads the
+        outbox when it starts)."""
+        with self._wake_lock:
+            if self._wake_write >= 0:
+                try:
+                    os.write(self._wake_write, b"w")
+                except BlockingIOError:
+                    pass  # the pipe is full: wake-ups are pending already
 
     def loop(self, stop: threading.Event) -> None:
         """Connects, then publishes batches until ``stop`` is set (raises on any failure)."""
         # Named, so that an operator (or a test) can find it in `rabbitmqctl list_connections`.
         parameters = connection_parameters(self.amqp_url, f"argo-server outbox relay {self.prefix}", self.tls)
-        connection = pika.BlockingConnection(parameters)
-        self.connection = connection
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_read, False)
+        os.set_blocking(wake_write, False)
+        with self._wake_lock:
+            self._wake_write = wake_write
+        connection: pika.BlockingConnection | None = None
         try:
+            connection = pika.BlockingConnection(parameters)
+            self.connection = connection
             channel = connection.channel()
             channel.tx_select()
             declared: set[str] = set()
             while not stop.is_set():
                 sent = self.relay_once(channel, declared)
                 if sent < BATCH:
-                    self._wake.wait(self.poll_interval)
-                    self._wake.clear()
+                    self._wait(wake_read, self.poll_interval)
                     connection.process_data_events(0)  # heartbeats and broker-side closes
         finally:
+            with self._wake_lock:
+                self._wake_write = -1
+                os.close(wake_write)
+            os.close(wake_read)
             self.connection = None
-            if connection.is_open:
+            if connection is not None and connection.is_open:
                 connection.close()
+
+    def _wait(self, wake_read: int, timeout: float) -> None:
+        """Waits until a wake-up (this process's or, in a relay process, the server's) or ``timeout``."""
+        fds = [wake_read] if self.wake_fd is None else [wake_read, self.wake_fd]
+        ready, _, _ = select.select(fds, [], [], timeout)
+        for fd in ready:
+            try:
+                if not os.read(fd, 65536) and fd == self.wake_fd:  # every pending wake-up at once
+                    self.wake_fd = None  # the server closed its end: it is stopping this process
+            except BlockingIOError:
+                pass
 
     def relay_once(self, channel: BlockingChannel, declared: set[str]) -> int:
         """Publishes one batch; returns how many rows it sent."""

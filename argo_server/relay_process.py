@@ -4,14 +4,15 @@ The relay's work (reading outbox rows, framing and publishing them, deleting the
 gRPC threads instead of under the same interpreter lock: on a machine with more than one core the server
 serves more calls per second (BENCHMARKS.md has the figures of both modes).
 
-The parent talks to the child through one pipe, the child's standard input:
+The parent talks to the child through two pipes:
 
-* the first line is the configuration, as JSON (on a pipe, not on the command line, where ``ps`` would
-  show a database password);
-* every later byte is a wake-up: rows were committed (the parent never blocks on it: when the pipe is
-  full a wake-up is already pending);
-* end of file means stop. The child finishes its batch and exits, so it never outlives a server that
-  was killed, and a restarted server never finds a second relay of its own on the same outbox.
+* the child's standard input: the first line is the configuration, as JSON (on a pipe, not on the
+  command line, where ``ps`` would show a database password); end of file means stop. The child
+  finishes its batch and exits, so it never outlives a server that was killed, and a restarted server
+  never finds a second relay of its own on the same outbox;
+* a wake pipe: every byte is a wake-up, rows were committed. The relay's loop waits on it with
+  select(), so a wake-up reaches it with no thread in between (the parent never blocks on it: when the
+  pipe is full a wake-up is already pending).
 
 :class:`RelayChild` has the interface of :class:`~argo_server.relay.OutboxRelay` that the server uses
 (``notify`` and ``loop``), so the server's supervisor restarts a child that dies, with backoff.
@@ -43,16 +44,16 @@ class RelayChild:
         self.config = config
         self.stop_timeout = stop_timeout
         self.process: subprocess.Popen[bytes] | None = None
-        self._pipe = -1
+        self._wake = -1
         self._lock = threading.Lock()
 
     def notify(self) -> None:
         """Wakes the child's relay: new rows were committed."""
         with self._lock:
-            if self._pipe < 0:
+            if self._wake < 0:
                 return  # no child yet (or between two): it reads the outbox when it starts
             try:
-                os.write(self._pipe, b"w")
+                os.write(self._wake, b"w")
             except BlockingIOError:
                 pass  # the pipe is full: wake-ups are pending already
             except OSError as error:
@@ -62,24 +63,32 @@ class RelayChild:
     def loop(self, stop: threading.Event) -> None:
         """Starts a child and waits until ``stop`` is set (then stops it) or it exits (then raises)."""
         command = [sys.executable, "-m", "argo_server.relay_process"]
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
         level = logging.getLogger().getEffectiveLevel()
-        settings = json.dumps({"config": dataclasses.asdict(self.config), "log_level": level}).encode() + b"\n"
-        process = subprocess.Popen(command, stdin=subprocess.PIPE, close_fds=True)
+        settings = json.dumps({"config": dataclasses.asdict(self.config), "log_level": level,
+                               "wake_fd": wake_read}).encode() + b"\n"
+        try:
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, close_fds=True, pass_fds=(wake_read,))
+        except BaseException:
+            os.close(wake_write)
+            raise
+        finally:
+            os.close(wake_read)  # the child's now
         assert process.stdin is not None
+        with self._lock:
+            self.process, self._wake = process, wake_write
         try:
             process.stdin.write(settings)  # a child that died at once: BrokenPipeError, then restarted
             process.stdin.flush()
-            pipe = process.stdin.fileno()
-            os.set_blocking(pipe, False)
-            with self._lock:
-                self.process, self._pipe = process, pipe
             while not stop.wait(0.2):
                 code = process.poll()
                 if code is not None:
                     raise RuntimeError(f"relay process {process.pid} exited with status {code}")
         finally:
             with self._lock:
-                self._pipe = -1
+                self._wake = -1
+                os.close(wake_write)
                 try:
                     process.stdin.close()  # end of file: the child stops after its batch
                 except BrokenPipeError:
@@ -93,11 +102,13 @@ class RelayChild:
                 process.wait()
 
 
-def _read_wakes(notify: Callable[[], None], stop: threading.Event) -> None:
-    """Reads wake-ups from standard input until end of file, then sets ``stop``."""
+def _read_until_end(stop: threading.Event, wake: Callable[[], None]) -> None:
+    """Waits for end of file on standard input (the server stops this process, or is gone), then sets
+    ``stop`` and wakes the relay out of its wait."""
     while os.read(0, 4096):
-        notify()
+        pass
     stop.set()
+    wake()
 
 
 def main() -> int:
@@ -131,7 +142,9 @@ def main() -> int:
     db = Database(config.database_url)
     relay = OutboxRelay(db, config.amqp_url, config.amqp_prefix, config.relay_poll_interval)
     relay.tls = AmqpTls.from_config(config)
-    threading.Thread(target=_read_wakes, args=(relay.notify, stop), name="relay-wake", daemon=True).start()
+    relay.wake_fd = settings["wake_fd"]
+    os.set_blocking(relay.wake_fd, False)
+    threading.Thread(target=_read_until_end, args=(stop, relay.notify), name="relay-stdin", daemon=True).start()
     # Broker outages are the in-process relay's business: restarted here, the process keeps running.
     supervised = Supervised("outbox-relay", relay.loop)
     supervised.start()
