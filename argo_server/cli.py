@@ -11,7 +11,7 @@ import threading
 from collections.abc import Sequence
 from types import FrameType
 
-from .config import ServerConfig
+from .config import RELAY_MODES, ServerConfig
 
 log = logging.getLogger("argo_server")
 
@@ -39,6 +39,8 @@ def _parser() -> argparse.ArgumentParser:
                         help="send e-mail notices through this SMTP server (more settings: config file 'mail:')")
     parser.add_argument("--metrics-listen", metavar="HOST:PORT",
                         help="serve Prometheus metrics at http://HOST:PORT/metrics (also on the monitor port)")
+    parser.add_argument("--relay", choices=RELAY_MODES,
+                        help="run the outbox relay in a child 'process' (default) or in a 'thread' of the server")
     parser.add_argument("--log-level", default="INFO")
     parser.add_argument("command", nargs="*", help="'db upgrade' to migrate the database and exit")
     return parser
@@ -49,7 +51,8 @@ def build_config(args: argparse.Namespace) -> ServerConfig:
     config = ServerConfig.from_file(args.config) if args.config else ServerConfig()
     config = config.with_env()
     overrides = {"listen": args.listen, "database_url": args.database_url, "amqp_url": args.amqp_url,
-                 "amqp_prefix": args.amqp_prefix, "data_root": args.data_root, "known_sites": args.sites}
+                 "amqp_prefix": args.amqp_prefix, "data_root": args.data_root, "known_sites": args.sites,
+                 "relay": args.relay}
     config = dataclasses.replace(config, **{key: value for key, value in overrides.items() if value})
     if args.allow_remote:
         config = dataclasses.replace(config, allow_remote=True)

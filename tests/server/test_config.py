@@ -32,6 +32,18 @@ def test_file_then_environment_then_options(tmp_path: Path, monkeypatch: pytest.
     assert config.database_url == "sqlite:///x.db" and config.known_sites == ["local"]
 
 
+def test_relay_mode_from_the_file_and_the_option(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("ARGO_HOME", str(tmp_path))
+    config_file = tmp_path / "argo.yaml"
+    config_file.write_text("relay: thread\n")
+    assert build_config(_parser().parse_args([])).relay == "process"
+    assert build_config(_parser().parse_args(["--config", str(config_file)])).relay == "thread"
+    assert build_config(_parser().parse_args(["--config", str(config_file), "--relay", "process"])).relay == "process"
+    config_file.write_text("relay: fork\n")
+    with pytest.raises(ValueError, match="^relay: must be one of process, thread, not 'fork'$"):
+        build_config(_parser().parse_args(["--config", str(config_file)]))
+
+
 def test_defaults_live_in_the_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARGO_HOME", str(tmp_path))
     config = ServerConfig().resolved()
