@@ -88,9 +88,7 @@ class ServerProcess:
     def _relay(self) -> OutboxRelay | RelayChild:
         if self.config.relay == "process":
             return RelayChild(self.config)
-        relay = OutboxRelay(self.db, self.config.amqp_url, self.config.amqp_prefix, self.config.relay_poll_interval)
-        relay.tls = AmqpTls.from_config(self.config)
-        return relay
+        return OutboxRelay.from_config(self.db, self.config)
 
     def start(self) -> int:
         """Migrates the database, starts everything and returns the gRPC port."""

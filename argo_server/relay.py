@@ -30,6 +30,7 @@ from pika.adapters.blocking_connection import BlockingChannel
 
 from . import topology, tracing
 from .amqp_connect import AmqpTls, connection_parameters
+from .config import ServerConfig
 from .db import Database
 from .outbox import ENVELOPE_TYPE, PendingMessage, claim_batch, mark_sent
 
@@ -84,6 +85,13 @@ class OutboxRelay:
         # process is woken by the server's write with no thread in between.
         self._wake_lock = threading.Lock()
         self._wake_write = -1
+
+    @classmethod
+    def from_config(cls, db: Database, config: ServerConfig) -> OutboxRelay:
+        """The relay of a server with these settings (in the server process or in a relay process)."""
+        relay = cls(db, config.amqp_url, config.amqp_prefix, config.relay_poll_interval)
+        relay.tls = AmqpTls.from_config(config)
+        return relay
 
     def notify(self) -> None:
         """Wakes the relay: new rows were committed (no-op between two runs of the loop, which reads the
@@ -159,6 +167,7 @@ class OutboxRelay:
         :data:`MAX_MESSAGE_BYTES`, an AssignmentBatch where several fit (one publish, one broker write,
         one agent ack for all of them)."""
         exchange = topology.assign_exchange(self.prefix)
+        traced = tracing.sdk_active()
         by_site: dict[str, list[PendingMessage]] = {}
         for message in batch:
             by_site.setdefault(message.site, []).append(message)
@@ -177,7 +186,7 @@ class OutboxRelay:
                 for message in group:
                     envelope = envelopes.envelopes.add()
                     envelope.MergeFromString(message.body)
-                    if tracing.sdk_active():
+                    if traced:
                         # Each envelope continues from its own PRODUCER span (no per-envelope AMQP headers).
                         context = tracing.publish_headers(message.headers, site, exchange, message.body)
                         envelope.trace_context.clear()

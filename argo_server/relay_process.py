@@ -126,7 +126,6 @@ def main() -> int:
     # The parent's Ctrl-C reaches the whole process group: the child stops on end of file instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    from .amqp_connect import AmqpTls
     from .db import Database
     from .relay import OutboxRelay
     from .supervisor import Supervised
@@ -140,8 +139,7 @@ def main() -> int:
 
     signal.signal(signal.SIGTERM, _terminate)
     db = Database(config.database_url)
-    relay = OutboxRelay(db, config.amqp_url, config.amqp_prefix, config.relay_poll_interval)
-    relay.tls = AmqpTls.from_config(config)
+    relay = OutboxRelay.from_config(db, config)
     relay.wake_fd = settings["wake_fd"]
     os.set_blocking(relay.wake_fd, False)
     threading.Thread(target=_read_until_end, args=(stop, relay.notify), name="relay-stdin", daemon=True).start()

@@ -34,8 +34,9 @@ def _string_problem(value: str, limit: int) -> str | None:
 
 
 def _check_string(out: Violations, path: str, field: str, value: str, limit: int = MAX_STRING) -> None:
-    if len(value) > limit or "\x00" in value:
-        out.append((path + field, _string_problem(value, limit) or ""))
+    problem = _string_problem(value, limit)
+    if problem:
+        out.append((path + field, problem))
 
 
 def _check_strings(out: Violations, path: str, field: str, values: Sequence[str], limit: int = MAX_STRING) -> None:
@@ -43,8 +44,9 @@ def _check_strings(out: Violations, path: str, field: str, values: Sequence[str]
         out.append((path + field, f"more than {MAX_LIST} entries"))
         return
     for position, value in enumerate(values):
-        if len(value) > limit or "\x00" in value:
-            out.append((f"{path}{field}[{position}]", _string_problem(value, limit) or ""))
+        problem = _string_problem(value, limit)
+        if problem:
+            out.append((f"{path}{field}[{position}]", problem))
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")

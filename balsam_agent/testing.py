@@ -203,16 +203,11 @@ class AssignmentPublisher:
         import pika
 
         if isinstance(envelope, bytes):
-            body = envelope
+            body, routing_key = envelope, site or ""
         else:
             body, message_type = envelope.SerializeToString(), envelope.DESCRIPTOR.full_name
-        if site is not None:
-            routing_key = site
-        elif isinstance(envelope, bytes):
-            routing_key = ""
-        else:
             first = envelope.envelopes[0] if hasattr(envelope, "envelopes") else envelope
-            routing_key = first.site
+            routing_key = site if site is not None else first.site
         with self._lock:
             if routing_key not in self._declared:
                 # As the server's relay: the site's queue exists before anything is published to it.

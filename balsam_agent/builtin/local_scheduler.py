@@ -14,7 +14,8 @@ Decisions (documented for users in ``the README's "Plugin hooks" section``):
   ``.pid``, and a relaunch that lost the claim follows the holder for status and signals, so an
   attempt runs once.
 - **Walltime**: enforced at each poll, from the launcher's start time in ``/proc``; an overrun kills
-  the process group and reports FAILED "walltime of N min exceeded". Site option ``seconds_per_wall_minute`` (default 60) scales it for tests.
+  the process group and reports FAILED "walltime of N min exceeded". Site option
+  ``seconds_per_wall_minute`` (default 60) scales it for tests.
 - **Hold/release**: SIGSTOP / SIGCONT of the process group (the program is paused, not requeued; its
   walltime keeps counting). **Cancel**: SIGTERM of the group, SIGKILL after ``kill_grace`` seconds
   (site option, default 5).
@@ -230,9 +231,8 @@ class LocalScheduler(SchedulerBackend):
         holder = self._claim_holder(job_name)
         if holder is None:
             return None
-        stat = _proc_stat(holder)
-        alive = stat is not None and stat[0] not in ("Z", "X") and self._is_launcher_of(holder, job_name)
-        return f"{holder}:{stat[1] if alive and stat else 0}:{job_name}"
+        stat = self._live_launcher(holder, job_name)
+        return f"{holder}:{stat[1] if stat else 0}:{job_name}"
 
     def _claim(self, job_name: str) -> tuple[int, float] | None:
         """(pid, walltime minutes) of the launcher that claimed this attempt (``<name>.pid``), if any."""
@@ -246,6 +246,13 @@ class LocalScheduler(SchedulerBackend):
         """The pid of the launcher that claimed this attempt, if any."""
         claim = self._claim(job_name)
         return claim[0] if claim else None
+
+    def _live_launcher(self, pid: int, job_name: str) -> tuple[str, int] | None:
+        """The /proc state and start time of ``pid`` when it runs as this attempt's launcher, else None."""
+        stat = _proc_stat(pid)
+        if stat is None or stat[0] in ("Z", "X") or not self._is_launcher_of(pid, job_name):
+            return None
+        return stat
 
     def _is_launcher_of(self, pid: int, job_name: str) -> bool:
         """Whether a living pid is this attempt's launcher (its argv names the claim file), not a reuse."""
@@ -281,8 +288,8 @@ class LocalScheduler(SchedulerBackend):
             return None, "X", 0
         holder = self._claim_holder(job_name)
         if holder is not None and holder != pid:
-            stat = _proc_stat(holder)
-            if stat is not None and stat[0] not in ("Z", "X") and self._is_launcher_of(holder, job_name):
+            stat = self._live_launcher(holder, job_name)
+            if stat is not None:
                 if holder not in self._followed:
                     self._followed.add(holder)
                     self._watcher.watch(holder)  # its end triggers a poll like our own children's
