@@ -28,7 +28,6 @@ def submitted_step(step: job_pb2.Step) -> job_pb2.Step:
     return copy
 
 
-
 def job_spec(job: job_pb2.Job) -> bytes:
     """The stored form of a submitted job: its input fields, without the steps."""
     copy = job_pb2.Job()

@@ -12,8 +12,8 @@
 | ``argo.status.updates`` | observable counter | ``outcome`` (applied, duplicate, stale, refused, ignored) | ``argo_status_updates_total`` |
 
 The two counters are tallied in plain dictionaries on the hot paths and handed to the SDK when a reader
-collects (an SDK ``add`` costs tens of microseconds; a dictionary increment does not). The gauges are read from the database when a reader collects (a scrape of ``/metrics``): one grouped
-count per table, from every database registered with :func:`register_database`.
+collects (an SDK ``add`` costs tens of microseconds; a dictionary increment does not). The gauges are
+read from the database when a reader collects (a scrape of ``/metrics``): one grouped count per table, from every database registered with :func:`register_database`.
 """
 
 from __future__ import annotations
@@ -33,7 +33,6 @@ from sqlalchemy import Table, func, select
 log = logging.getLogger(__name__)
 
 meter = metrics.get_meter("argo_server")
-
 
 
 class Tally:
@@ -174,8 +173,8 @@ def count_events(events: Sequence[dict[str, Any]]) -> None:
 
 
 def record_ingestion(outcomes: Mapping[str, int], update_times_s: Sequence[float]) -> None:
-    """Counts ingested status updates by outcome and records the
-    lag of each from its agent-side time (``update_times_s``, seconds since the epoch; 0 when unknown)."""
+    """Counts ingested status updates by outcome and records the lag of each from its agent-side time
+    (``update_times_s``, seconds since the epoch; 0 when unknown)."""
     status_update_tally.add({(("outcome", outcome),): count for outcome, count in outcomes.items()})
     now = time.time()
     for update_time in update_times_s:

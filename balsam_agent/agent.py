@@ -73,6 +73,7 @@ _BATCH_TYPE = assignment_pb2.AssignmentBatch.DESCRIPTOR.full_name
 def _well_formed(envelope: assignment_pb2.AssignmentEnvelope) -> bool:
     return bool(envelope.step_id) and envelope.WhichOneof("action") is not None and envelope.attempt >= 1
 
+
 #: Phases that may be an attempt's first work: the first one this process runs makes the working directory.
 _PHASES_BEFORE_RUN = frozenset({"stage_in", "preprocess", "submit"})
 

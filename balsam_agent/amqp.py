@@ -76,8 +76,8 @@ class Backoff:
         self.delay = self.first
 
 
-#: Called with (body, delivery tag, connection generation, AMQP headers) for every assignment.
-#: ``on_delivery(body, delivery tag, connection generation, AMQP headers, AMQP type)``.
+#: Called as ``on_delivery(body, delivery tag, connection generation, AMQP headers, AMQP type)`` for
+#: every assignment message.
 DeliveryHandler = Callable[[bytes, int, int, Any, Any], None]
 
 

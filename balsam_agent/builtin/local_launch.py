@@ -9,8 +9,8 @@ the same attempt, after an agent crash, exits at once with :data:`CLAIM_LOST` an
 the program, and writes its exit code to ``<name>.exit``. Both files live in the scheduler's
 registry directory, so an agent that restarts finds the process (``.pid``) or its result (``.exit``).
 
-Run as ``python -m balsam_agent.builtin.local_launch MARKER EXITFILE WALL N NAME=VALUE... ARGV...`` it does the same in
-Python, for debugging a step by hand.
+Run as ``python -m balsam_agent.builtin.local_launch MARKER EXITFILE WALL N NAME=VALUE... ARGV...`` it
+does the same in Python, for debugging a step by hand.
 """
 
 from __future__ import annotations
