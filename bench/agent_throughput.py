@@ -34,6 +34,9 @@ from balsam_agent.agent import Agent  # noqa: E402
 from balsam_agent.config import AgentConfig  # noqa: E402
 from balsam_agent.testing import delete_prefix, make_assignment  # noqa: E402
 
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import speed_line  # noqa: E402
+
 
 class Collector:
     """Consumes reports on its own connection and records when each step reached each state."""
@@ -89,6 +92,7 @@ def main() -> int:
     parser.add_argument("--rate", type=float, default=150.0)
     parser.add_argument("--latency-steps", type=int, default=1500)
     args = parser.parse_args()
+    print(speed_line("machine before"))
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     state = Path(tempfile.mkdtemp(prefix="agent-bench-"))
     true = os.path.realpath(shutil.which("true") or "/bin/true")
@@ -145,6 +149,7 @@ def main() -> int:
         conn.close()
         delete_prefix(args.amqp_url, prefix, [f"{prefix}.assign.local", f"{prefix}.status"])
         shutil.rmtree(state, ignore_errors=True)
+    print(speed_line("machine after"))
     return 0
 
 

@@ -4,9 +4,10 @@
 
 1. Throughput: BatchCreateJobs of N one-step jobs running ``true`` on the ``local`` site; the time from
    the first create call to the last step's SUCCEEDED report gives steps/s sustained.
-2. Dispatch latency at half that load: CreateJob calls paced at 0.5 × the measured rate (each call
-   starts at its slot of a fixed schedule, from a few caller threads, so a slow call does not hold back
-   the next ones); for each job, the time from the CreateJob call to the agent's ACCEPTED report (the
+2. Dispatch latency at half the target load: CreateJob calls paced at 150/s (``--latency-rate``; 0 paces
+   them at half the measured rate instead, a load that moves with the machine's speed and the code's).
+   Each call starts at its slot of a fixed schedule, from a few caller threads, so a slow call does not
+   hold back the next ones. For each job, the time from the CreateJob call to the agent's ACCEPTED report (the
    agent's own timestamp in the StatusUpdate, same machine clock). p50/p99.
 
 The benchmark reads the agents' reports through its own queue bound to the status exchange (a copy of
@@ -34,6 +35,9 @@ from argo_client.local_stack import DEFAULT_AMQP_URL, LocalStack
 from argobalsam.argo.v1 import argo_service_pb2 as svc
 from argobalsam.argo.v1 import argo_service_pb2_grpc, job_pb2
 from argobalsam.balsam.v1 import assignment_pb2, status_pb2
+
+sys.path.insert(0, str(Path(__file__).parent))
+from machine import speed_line  # noqa: E402
 
 
 class StatusTap:
@@ -217,13 +221,15 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=3000)
     parser.add_argument("--batch", type=int, default=500)
     parser.add_argument("--latency-seconds", type=float, default=10.0)
-    parser.add_argument("--latency-rate", type=float, default=0.0,
-                        help="jobs/s of the latency phase (default: half the measured throughput)")
+    parser.add_argument("--latency-rate", type=float, default=150.0,
+                        help="jobs/s of the latency phase (default: 150, half of the 300 steps/s target; "
+                             "0: half of the measured throughput)")
     parser.add_argument("--latency-callers", type=int, default=4)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--relay", choices=("process", "thread"), default="process",
                         help="where the server runs its outbox relay (the server's 'relay' setting)")
     args = parser.parse_args()
+    print(speed_line("machine before"))
 
     state = Path(tempfile.mkdtemp(prefix="argo-bench-"))
     site_bin = state / "site-bin"
@@ -284,6 +290,7 @@ def main() -> int:
                              if s in published and s in tap.accepted]))
         channel.close()
     shutil.rmtree(state, ignore_errors=True)
+    print(speed_line("machine after"))
     return 0
 
 

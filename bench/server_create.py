@@ -25,6 +25,7 @@ from argobalsam.argo.v1 import argo_service_pb2_grpc, job_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).parent))
+from machine import speed_line  # noqa: E402
 from server_common import ServerChild, delete_broker_objects  # noqa: E402
 
 
@@ -65,6 +66,7 @@ def main() -> None:
     parser.add_argument("--relay", choices=("process", "thread"), default="process",
                         help="where the server runs its outbox relay (the server's 'relay' setting)")
     args = parser.parse_args()
+    print(speed_line("machine before"))
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as state:
         url = args.database_url or f"sqlite:///{state}/argo.db"
@@ -102,6 +104,7 @@ def main() -> None:
         finally:
             server.stop()
             delete_broker_objects(prefix)
+    print(speed_line("machine after"))
 
 
 if __name__ == "__main__":
