@@ -461,7 +461,7 @@ class Agent:
             return
         self._acks.append((delivery.tag, delivery.generation, True))
         for envelope in envelopes:
-            if not _well_formed(envelope):
+            if batch and not _well_formed(envelope):  # (a lone envelope was checked above)
                 # The batch's other envelopes are good: they are taken, and this one is only logged.
                 log.warning("ignoring an assignment without step, attempt or action in a batch: %s",
                             envelope.step_id)

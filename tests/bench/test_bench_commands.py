@@ -1,0 +1,40 @@
+"""The commands BENCHMARKS.md records still run and print their figures (tiny sizes: a smoke test of the
+benchmarks, never a timing threshold)."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[2]
+NUMBER = r"[0-9]+(?:\.[0-9]+)?"
+
+
+def run_bench(*args: str, timeout: float = 300) -> str:
+    result = subprocess.run([sys.executable, *args], cwd=ROOT, capture_output=True, text=True, timeout=timeout,
+                            env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    assert result.returncode == 0, result.stdout + result.stderr
+    return result.stdout
+
+
+def test_machine_speed_line() -> None:
+    out = run_bench("bench/machine.py")
+    match = re.fullmatch(rf"machine: python ({NUMBER}) ns/loop, /bin/true launch ({NUMBER}) ms\n", out)
+    assert match, out
+    assert float(match.group(1)) > 0 and float(match.group(2)) > 0
+
+
+def test_e2e_throughput_prints_its_figures(amqp_url: str) -> None:
+    out = run_bench("bench/e2e_throughput.py", "--jobs", "40", "--batch", "20", "--latency-seconds", "1",
+                    "--latency-rate", "20", "--amqp-url", amqp_url)
+    assert re.search(rf"^throughput: 40 one-step no-op jobs in {NUMBER} s = {NUMBER} steps/s .*failed: 0\)$",
+                     out, re.M), out
+    latency = re.search(rf"^dispatch latency .* at {NUMBER} jobs/s \(asked 20/s\): p50 ({NUMBER}) ms, "
+                        rf"p99 ({NUMBER}) ms, max {NUMBER} ms, n=(\d+)$", out, re.M)
+    assert latency, out
+    assert float(latency.group(1)) <= float(latency.group(2))
+    assert int(latency.group(3)) == 20  # every paced job was accepted and measured
+    assert out.count("machine before: python") == 1 and out.count("machine after: python") == 1, out
