@@ -47,6 +47,9 @@ class StatusTap:
         self.accepted: dict[str, float] = {}
         self.succeeded: dict[str, float] = {}
         self.failed: dict[str, str] = {}
+        #: Status messages and the updates they carried (the agent batches its reports).
+        self.messages = 0
+        self.updates = 0
         self.lock = threading.Lock()
         self.connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
         self.channel = self.connection.channel()
@@ -60,6 +63,8 @@ class StatusTap:
         for _method, _props, body in self.channel.consume(self.queue, auto_ack=True):
             report = status_pb2.AgentReport.FromString(body)
             with self.lock:
+                self.messages += 1
+                self.updates += len(report.status.updates)
                 for u in report.status.updates:
                     t = u.time.ToDatetime().timestamp()
                     if u.state == job_pb2.STEP_STATE_ACCEPTED:
@@ -68,6 +73,13 @@ class StatusTap:
                         self.succeeded.setdefault(u.step_id, t)
                     elif u.state in (job_pb2.STEP_STATE_FAILED, job_pb2.STEP_STATE_REJECTED):
                         self.failed[u.step_id] = u.reason
+
+    def counts(self) -> tuple[int, int]:
+        """(messages, updates) since the last call."""
+        with self.lock:
+            counts = self.messages, self.updates
+            self.messages = self.updates = 0
+        return counts
 
     def wait(self, step_ids: list[str], table: str, timeout: float) -> None:
         deadline = time.monotonic() + timeout
@@ -164,6 +176,14 @@ class CpuMeter:
         return "  CPU: " + ", ".join(parts)
 
 
+def reports_line(tap: StatusTap, jobs: int) -> str:
+    """Status messages per job since the last count (each message is one broker write, one server
+    transaction)."""
+    messages, updates = tap.counts()
+    return (f"  status reports: {messages / max(jobs, 1):.2f} messages per job, "
+            f"{updates / max(messages, 1):.1f} updates per message")
+
+
 def percentiles(values: list[float]) -> str:
     """``p50 X ms, p99 Y ms`` of values in milliseconds."""
     values = sorted(values)
@@ -253,6 +273,7 @@ def main() -> int:
         tap.wait([step_id(warm)], "succeeded", 60)
 
         meter = CpuMeter(stack)
+        tap.counts()
         t0 = time.time()
         ids: list[str] = []
         for start in range(0, args.jobs, args.batch):
@@ -267,12 +288,16 @@ def main() -> int:
         print(f"throughput: {len(ids)} one-step no-op jobs in {t_end - t0:.2f} s = {rate:.0f} steps/s "
               f"(creation took {t_created - t0:.2f} s; failed: {len(tap.failed)})")
         print(meter.report(len(ids)))
+        print(reports_line(tap, len(ids)))
 
         target = rate / 2 if args.latency_rate <= 0 else args.latency_rate
         meter.report(1)
+        tap.wait(ids, "succeeded", 60)
+        tap.counts()
         sent, achieved = paced_creates(stub, program, target, args.latency_seconds, args.latency_callers)
         tap.wait(list(sent), "accepted", 120)
         cpu = meter.report(len(sent))
+        tap.wait(list(sent), "succeeded", 120)
         lat = sorted((tap.accepted[s] - t) * 1000 for s, t in sent.items() if s in tap.accepted)
         p50 = statistics.median(lat)
         p99 = lat[min(len(lat) - 1, int(len(lat) * 0.99))]
@@ -281,6 +306,7 @@ def main() -> int:
               f"p50 {p50:.1f} ms, p99 {p99:.1f} ms, "
               f"max {lat[-1]:.1f} ms, n={len(lat)}")
         print(cpu)
+        print(reports_line(tap, len(sent)))
         with assign_tap.lock:
             published = dict(assign_tap.published)
         print("  of which CreateJob -> envelope at the broker: "
