@@ -75,8 +75,9 @@ def to_timestamp(micros: int | None) -> Timestamp | None:
     """A protobuf Timestamp for ``micros`` (None stays None)."""
     if micros is None:
         return None
-    seconds, rest = divmod(micros, 1_000_000)
-    return Timestamp(seconds=seconds, nanos=rest * 1000)
+    stamp = Timestamp()
+    set_timestamp(stamp, micros)
+    return stamp
 
 
 def set_timestamp(stamp: Timestamp, micros: int | None) -> None:

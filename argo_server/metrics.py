@@ -13,7 +13,8 @@
 
 The two counters are tallied in plain dictionaries on the hot paths and handed to the SDK when a reader
 collects (an SDK ``add`` costs tens of microseconds; a dictionary increment does not). The gauges are
-read from the database when a reader collects (a scrape of ``/metrics``): one grouped count per table, from every database registered with :func:`register_database`.
+read from the database when a reader collects (a scrape of ``/metrics``): one grouped count per table,
+from every database registered with :func:`register_database`.
 """
 
 from __future__ import annotations

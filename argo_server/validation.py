@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from typing import Any
 
 from argobalsam.argo.v1 import argo_service_pb2, job_pb2
 
@@ -39,14 +40,20 @@ def _check_string(out: Violations, path: str, field: str, value: str, limit: int
         out.append((path + field, problem))
 
 
-def _check_strings(out: Violations, path: str, field: str, values: Sequence[str], limit: int = MAX_STRING) -> None:
+def _check_each(out: Violations, path: str, field: str, values: Sequence[str],
+                problem_of: Callable[..., str | None], *args: Any) -> None:
+    """A repeated field: at most MAX_LIST entries, each without ``problem_of(value, *args)``."""
     if len(values) > MAX_LIST:
         out.append((path + field, f"more than {MAX_LIST} entries"))
         return
     for position, value in enumerate(values):
-        problem = _string_problem(value, limit)
+        problem = problem_of(value, *args)
         if problem:
             out.append((f"{path}{field}[{position}]", problem))
+
+
+def _check_strings(out: Violations, path: str, field: str, values: Sequence[str], limit: int = MAX_STRING) -> None:
+    _check_each(out, path, field, values, _string_problem, limit)
 
 
 _DRIVE = re.compile(r"^[A-Za-z]:")
@@ -57,10 +64,9 @@ def file_name_problem(name: str) -> str | None:
     """Why ``name`` is not a safe relative file name, or None when it is."""
     if not name:
         return "empty file name"
-    if len(name) > MAX_NAME:
-        return f"longer than {MAX_NAME} characters"
-    if "\x00" in name:
-        return "contains a NUL character"
+    problem = _string_problem(name, MAX_NAME)
+    if problem:
+        return problem
     if name.startswith(("/", "\\")) or _DRIVE.match(name):
         return "absolute path; give a name relative to the step's working directory"
     if ".." in name and ".." in _SEPARATOR.split(name):
@@ -69,13 +75,7 @@ def file_name_problem(name: str) -> str | None:
 
 
 def _check_files(out: Violations, path: str, field: str, names: Sequence[str]) -> None:
-    if len(names) > MAX_LIST:
-        out.append((path + field, f"more than {MAX_LIST} entries"))
-        return
-    for position, name in enumerate(names):
-        problem = file_name_problem(name)
-        if problem:
-            out.append((f"{path}{field}[{position}]", problem))
+    _check_each(out, path, field, names, file_name_problem)
 
 
 def _check_step(out: Violations, path: str, step: job_pb2.Step, known_sites: Iterable[str] | None) -> None:
