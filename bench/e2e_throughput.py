@@ -7,8 +7,8 @@
 2. Dispatch latency at half the target load: CreateJob calls paced at 150/s (``--latency-rate``; 0 paces
    them at half the measured rate instead, a load that moves with the machine's speed and the code's).
    Each call starts at its slot of a fixed schedule, from a few caller threads, so a slow call does not
-   hold back the next ones. For each job, the time from the CreateJob call to the agent's ACCEPTED report (the
-   agent's own timestamp in the StatusUpdate, same machine clock). p50/p99.
+   hold back the next ones. For each job, the time from the CreateJob call to the agent's ACCEPTED
+   report (the agent's own timestamp in the StatusUpdate, same machine clock). p50/p99.
 
 The benchmark reads the agents' reports through its own queue bound to the status exchange (a copy of
 every report; the server consumes the real queue).
@@ -35,6 +35,8 @@ from argo_client.local_stack import DEFAULT_AMQP_URL, LocalStack
 from argobalsam.argo.v1 import argo_service_pb2 as svc
 from argobalsam.argo.v1 import argo_service_pb2_grpc, job_pb2
 from argobalsam.balsam.v1 import assignment_pb2, status_pb2
+
+from argo_server.config import RELAY_MODES
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import speed_line  # noqa: E402
@@ -111,7 +113,7 @@ class AssignTap:
 
     def _run(self) -> None:
         for _method, props, body in self.channel.consume(self.queue, auto_ack=True):
-            if props.type == "argobalsam.balsam.v1.AssignmentBatch":
+            if props.type == assignment_pb2.AssignmentBatch.DESCRIPTOR.full_name:
                 envelopes = list(assignment_pb2.AssignmentBatch.FromString(body).envelopes)
             else:
                 envelopes = [assignment_pb2.AssignmentEnvelope.FromString(body)]
@@ -246,7 +248,7 @@ def main() -> int:
                              "0: half of the measured throughput)")
     parser.add_argument("--latency-callers", type=int, default=4)
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
-    parser.add_argument("--relay", choices=("process", "thread"), default="process",
+    parser.add_argument("--relay", choices=RELAY_MODES, default="process",
                         help="where the server runs its outbox relay (the server's 'relay' setting)")
     args = parser.parse_args()
     print(speed_line("machine before"))
@@ -257,10 +259,8 @@ def main() -> int:
     program = site_bin / "noop"
     shutil.copy("/bin/true", program)
     prefix = f"bench{uuid.uuid4().hex[:8]}"
-    settings = state / "server.yaml"
-    settings.write_text(f"relay: {args.relay}\n")
     with LocalStack(state, amqp_url=args.amqp_url, amqp_prefix=prefix, sites=["local"],
-                    server_args=["--config", str(settings)], delete_topology=True) as stack:
+                    server_args=["--relay", args.relay], delete_topology=True) as stack:
         stack.start_server()
         tap = StatusTap(args.amqp_url, prefix)
         assign_tap = AssignTap(args.amqp_url, prefix, "local")
@@ -292,7 +292,6 @@ def main() -> int:
 
         target = rate / 2 if args.latency_rate <= 0 else args.latency_rate
         meter.report(1)
-        tap.wait(ids, "succeeded", 60)
         tap.counts()
         sent, achieved = paced_creates(stub, program, target, args.latency_seconds, args.latency_callers)
         tap.wait(list(sent), "accepted", 120)

@@ -1,8 +1,8 @@
 """The machine's speed at the moment a benchmark runs (not a benchmark itself).
 
 This machine kind drifts by up to 2x between days and by +-30 % within minutes (BENCHMARKS.md), so a
-figure means little without the speed of the machine it was measured on. Every throughput benchmark
-prints :func:`speed_line` before and after its runs:
+figure means little without the speed of the machine it was measured on. The server, agent and
+end-to-end benchmarks print :func:`speed_line` before and after their runs:
 
 * ``python``: best of five timings of a fixed interpreter loop, in ns per iteration (lower is faster);
   everything the server, the relay and the agent do runs in this interpreter;

@@ -24,6 +24,8 @@ from argobalsam.argo.v1 import argo_service_pb2 as api
 from argobalsam.argo.v1 import argo_service_pb2_grpc, job_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
+from argo_server.config import RELAY_MODES
+
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import speed_line  # noqa: E402
 from server_common import ServerChild, delete_broker_objects  # noqa: E402
@@ -63,17 +65,15 @@ def main() -> None:
     parser.add_argument("--database-url")
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--callers", type=int, default=8)
-    parser.add_argument("--relay", choices=("process", "thread"), default="process",
+    parser.add_argument("--relay", choices=RELAY_MODES, default="process",
                         help="where the server runs its outbox relay (the server's 'relay' setting)")
     args = parser.parse_args()
     print(speed_line("machine before"))
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as state:
         url = args.database_url or f"sqlite:///{state}/argo.db"
-        settings = Path(state, "server.yaml")
-        settings.write_text(f"relay: {args.relay}\n")
         server = ServerChild("--database-url", url, "--amqp-prefix", prefix, "--data-root",
-                             Path(state, "data").as_uri(), "--config", str(settings))
+                             Path(state, "data").as_uri(), "--relay", args.relay)
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
             argo = argo_service_pb2_grpc.ArgoServiceStub(channel)
