@@ -133,12 +133,12 @@ def cpu_seconds(pid: int) -> float:
     return sum(int(value) for value in fields[11:15]) / os.sysconf("SC_CLK_TCK")
 
 
-def relay_child(server_pid: int) -> int | None:
-    """The server's outbox relay process (``relay: process``), if it has one."""
-    for task in Path(f"/proc/{server_pid}/task").iterdir():
+def child_running(parent: int, module: bytes) -> int | None:
+    """The child process of ``parent`` that runs ``python -m <module>``, if there is one."""
+    for task in Path(f"/proc/{parent}/task").iterdir():
         for pid in (task / "children").read_text().split():
             try:
-                if b"argo_server.relay_process" in Path(f"/proc/{pid}/cmdline").read_bytes():
+                if module in Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0"):
                     return int(pid)
             except OSError:
                 continue
@@ -146,15 +146,18 @@ def relay_child(server_pid: int) -> int | None:
 
 
 class CpuMeter:
-    """CPU used by the server (and its relay process), the agent (with its finished children), the broker
-    and this benchmark."""
+    """CPU used by the server, its relay process, the agent, the local scheduler's spawner with the steps
+    it ran, the broker and this benchmark."""
 
     def __init__(self, stack: LocalStack) -> None:
         assert stack.server is not None
         self.pids = {"server": stack.server.pid, "agent": stack.agents["local"].pid, "bench": os.getpid()}
-        relay = relay_child(stack.server.pid)
+        relay = child_running(stack.server.pid, b"argo_server.relay_process")
         if relay is not None:
             self.pids["relay"] = relay
+        spawner = child_running(stack.agents["local"].pid, b"balsam_agent.builtin.local_spawner")
+        if spawner is not None:
+            self.pids["spawner+steps"] = spawner
         # The broker is the process listening on the AMQP port (when `ss` may show it).
         port = pika.URLParameters(stack.amqp_url).port
         listing = subprocess.run(["ss", "-Hltnp", f"sport = :{port}"], capture_output=True, text=True).stdout
@@ -205,7 +208,7 @@ def step_id(created: job_pb2.Job) -> str:
 
 
 def paced_creates(stub: argo_service_pb2_grpc.ArgoServiceStub, program: Path, rate: float, seconds: float,
-                  callers: int) -> tuple[dict[str, float], float]:
+                  callers: int) -> tuple[dict[str, float], float, list[float]]:
     """CreateJob calls at ``rate`` per second for ``seconds``, each started at its own slot of a fixed
     schedule by one of ``callers`` threads (so that one slow call does not delay the next ones).
     Returns {step id: call start (epoch seconds)} and the achieved rate."""
@@ -213,6 +216,7 @@ def paced_creates(stub: argo_service_pb2_grpc.ArgoServiceStub, program: Path, ra
     slots = iter(range(int(rate * seconds)))
     lock = threading.Lock()
     sent: dict[str, float] = {}
+    calls: list[float] = []
     start = time.time() + 0.05
 
     def caller() -> None:
@@ -226,8 +230,10 @@ def paced_creates(stub: argo_service_pb2_grpc.ArgoServiceStub, program: Path, ra
                 time.sleep(delay)
             before = time.time()
             created = stub.CreateJob(svc.CreateJobRequest(job=job(program))).job
+            after = time.time()
             with lock:
                 sent[step_id(created)] = before
+                calls.append((after - before) * 1000)
 
     threads = [threading.Thread(target=caller) for _ in range(callers)]
     for thread in threads:
@@ -235,7 +241,7 @@ def paced_creates(stub: argo_service_pb2_grpc.ArgoServiceStub, program: Path, ra
     for thread in threads:
         thread.join()
     elapsed = max(sent.values()) - start
-    return sent, len(sent) / elapsed
+    return sent, len(sent) / elapsed, calls
 
 
 def main() -> int:
@@ -293,7 +299,7 @@ def main() -> int:
         target = rate / 2 if args.latency_rate <= 0 else args.latency_rate
         meter.report(1)
         tap.counts()
-        sent, achieved = paced_creates(stub, program, target, args.latency_seconds, args.latency_callers)
+        sent, achieved, calls = paced_creates(stub, program, target, args.latency_seconds, args.latency_callers)
         tap.wait(list(sent), "accepted", 120)
         cpu = meter.report(len(sent))
         tap.wait(list(sent), "succeeded", 120)
@@ -308,6 +314,7 @@ def main() -> int:
         print(reports_line(tap, len(sent)))
         with assign_tap.lock:
             published = dict(assign_tap.published)
+        print("  the CreateJob call itself: " + percentiles(calls))
         print("  of which CreateJob -> envelope at the broker: "
               + percentiles([(published[s] - t) * 1000 for s, t in sent.items() if s in published]))
         print("  and envelope at the broker -> ACCEPTED: "

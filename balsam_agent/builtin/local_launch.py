@@ -1,74 +1,141 @@
-"""The detached launcher of the ``local`` scheduler: a fixed ``sh`` script, the step's argv after it.
+"""How the ``local`` scheduler starts one step attempt and records its end; shared by the spawner
+(:mod:`balsam_agent.builtin.local_spawner`) and by ``python -m balsam_agent.builtin.local_launch``.
 
-Why ``sh`` and not a Python wrapper: it starts in about a millisecond, so the local site keeps up with
-hundreds of steps per second. The script text is a constant; the step's program and arguments are
-passed as positional parameters (``"$@"``) and never become part of a shell string.
-
-The script claims the step attempt by creating ``<name>.pid`` with ``noclobber`` (a second launch of
-the same attempt, after an agent crash, exits at once with :data:`CLAIM_LOST` and runs nothing), runs
-the program, and writes its exit code to ``<name>.exit``. Both files live in the scheduler's
-registry directory, so an agent that restarts finds the process (``.pid``) or its result (``.exit``).
+An attempt is **claimed** before anything runs: ``<name>.pid`` in the registry directory is created
+with ``O_EXCL`` (a second launch of the same attempt, after an agent crash, finds it taken and starts
+nothing), then filled in with ``PID WALL START``: the program's pid, its walltime in minutes and its
+start time in clock ticks after boot (which tells a re-used pid apart). The program is started with
+``posix_spawn`` in a session and process group of its own, its argv passed as a list (never a shell
+string), stdin from ``/dev/null`` and stdout/stderr appended to the step's files. When it ends, its exit
+code (128 + the signal number if a signal ended it, as a shell reports it) is written to
+``<name>.exit`` atomically (a temporary file renamed), before the process is reaped: while the file is
+missing, the process is still there, as a zombie of its launcher.
 
 Run as ``python -m balsam_agent.builtin.local_launch MARKER EXITFILE WALL N NAME=VALUE... ARGV...`` it
-does the same in Python, for debugging a step by hand.
+launches one step in the foreground and records its exit, for debugging a step by hand.
 """
 
 from __future__ import annotations
 
 import os
 import re
-import subprocess
+import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 
-#: Exit status of a launcher that found its attempt already claimed by an earlier launch.
+#: Exit status of ``python -m ...local_launch`` when the attempt was already claimed.
 CLAIM_LOST = 97
 
-#: The launcher: $1 = claim marker, $2 = exit-code file, $3 = walltime in minutes (recorded with the
-#: claim), $4 = N, then N ``NAME=value`` words to export (each one argument, never parsed as shell text),
-#: then the program's argv.
-WRAPPER_SCRIPT = (
-    'm=$1; e=$2; w=$3; n=$4; shift 4; '
-    'while [ "$n" -gt 0 ]; do export "$1"; shift; n=$((n - 1)); done; '
-    'set -C; { echo "$$ $w" > "$m"; } 2>/dev/null || exit 97; set +C; '
-    '"$@"; rc=$?; echo $rc > "$e"; exit $rc'
-)
-
 _NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*\Z")
+#: Signals Python ignores and a started program must not inherit ignored.
+_RESET_SIGNALS = tuple(getattr(signal, name) for name in ("SIGPIPE", "SIGXFSZ", "SIGXFZ") if hasattr(signal, name))
 
 
-def launcher_argv(marker: str, exit_file: str, argv: list[str], env: Mapping[str, str] | None = None,
-                  wall_minutes: float = 0.0) -> list[str]:
-    """Returns the argv that runs ``argv`` under the launcher script, with ``env`` exported first; the
-    claim file records the launcher's pid and ``wall_minutes``.
+class Claimed(Exception):
+    """The attempt was already claimed; ``holder`` is the pid the claim names (None: not written yet)."""
 
-    Exporting in the launcher spares the agent from copying and encoding its whole environment for
-    every step. Raises ValueError for a name a shell cannot export (``sh`` would drop it anyway)."""
-    for name in env or {}:
+    def __init__(self, holder: int | None) -> None:
+        super().__init__(f"already claimed by pid {holder}" if holder else "already claimed")
+        self.holder = holder
+
+
+def check_env_names(env: Mapping[str, str]) -> None:
+    """Raises ValueError for a name a shell cannot use (the step's scripts could never read it)."""
+    for name in env:
         if not _NAME.match(name):
             raise ValueError(f"environment variable name {name!r} is not a valid shell name")
-    exports = [f"{name}={value}" for name, value in (env or {}).items()]
-    return ["/bin/sh", "-c", WRAPPER_SCRIPT, "argo-launch", marker, exit_file, f"{float(wall_minutes):g}",
-            str(len(exports)), *exports, *argv]
+
+
+def proc_start_ticks(pid: int) -> int | None:
+    """Start time of a process in clock ticks after boot (field 22 of ``/proc/<pid>/stat``), or None."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as handle:
+            raw = handle.read()
+    except OSError:
+        return None
+    return int(raw[raw.rfind(b")") + 2:].split()[19])
+
+
+def read_claim(marker: str) -> tuple[int, float, int] | None:
+    """(pid, walltime minutes, start ticks or 0) of the launch that claimed an attempt, or None when
+    there is no claim or its pid is not written yet. Claims of earlier versions hold ``PID WALL``."""
+    try:
+        with open(marker) as handle:
+            fields = handle.read().split()
+        return int(fields[0]), float(fields[1]) if len(fields) > 1 else 0.0, int(fields[2]) if len(fields) > 2 else 0
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def launch(marker: str, argv: Sequence[str], *, cwd: str, stdout: str, stderr: str,
+           env: Mapping[str, str], wall_minutes: float = 0.0) -> tuple[int, int]:
+    """Claims the attempt, starts ``argv`` detached and returns (pid, start ticks).
+
+    Raises :class:`Claimed` if the attempt was claimed before, and OSError (with the claim removed, so
+    nothing is left half-done) if the output files cannot be opened or the program cannot be started.
+    Changes this process's working directory (the spawner is single-threaded)."""
+    try:
+        claim = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    except FileExistsError:
+        held = read_claim(marker)
+        raise Claimed(held[0] if held else None) from None
+    try:
+        out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+        try:
+            err = out if stderr == stdout else os.open(stderr, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
+            try:
+                os.chdir(cwd)
+                pid = os.posix_spawnp(argv[0], list(argv), dict(env), file_actions=[
+                    (os.POSIX_SPAWN_OPEN, 0, os.devnull, os.O_RDONLY, 0),
+                    (os.POSIX_SPAWN_DUP2, out, 1), (os.POSIX_SPAWN_DUP2, err, 2)],
+                    setsid=True, setsigdef=_RESET_SIGNALS)
+            finally:
+                if err != out:
+                    os.close(err)
+        finally:
+            os.close(out)
+        start = proc_start_ticks(pid) or 0
+        os.write(claim, f"{pid} {float(wall_minutes):g} {start}\n".encode())
+    except BaseException:
+        os.close(claim)
+        os.unlink(marker)
+        raise
+    os.close(claim)
+    return pid, start
+
+
+def exit_code_of(result: os.waitid_result) -> int:
+    """The exit code a shell would report: the status, or 128 + the signal that ended the process."""
+    return result.si_status if result.si_code == os.CLD_EXITED else 128 + result.si_status
+
+
+def record_exit(exit_file: str, code: int) -> None:
+    """Writes ``<name>.exit`` atomically: a reader sees the whole code or no file."""
+    partial = f"{exit_file}.partial"
+    with open(partial, "w") as handle:
+        handle.write(f"{code}\n")
+    os.replace(partial, exit_file)
 
 
 def main(args: list[str] | None = None) -> int:
-    """Python equivalent of the script, for running a step by hand."""
+    """Launches one step in the foreground, records its exit code and returns it."""
     marker, exit_file, wall, count, *rest = sys.argv[1:] if args is None else args
     exports, argv = rest[:int(count)], rest[int(count):]
-    for export in exports:
-        name, _, value = export.partition("=")
-        os.environ[name] = value
+    extra = dict(export.partition("=")[::2] for export in exports)
+    check_env_names(extra)
+    env = {**os.environ, **extra}
+    cwd = os.getcwd()
     try:
-        fd = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
-    except FileExistsError:
+        pid, _ = launch(marker, argv, cwd=cwd, stdout="/dev/stdout", stderr="/dev/stderr", env=env,
+                        wall_minutes=float(wall))
+    except Claimed:
         return CLAIM_LOST
-    with os.fdopen(fd, "w") as handle:
-        handle.write(f"{os.getpid()} {wall}\n")
-    rc = subprocess.call(argv)
-    with open(exit_file, "w") as handle:
-        handle.write(f"{rc}\n")
-    return rc
+    result = os.waitid(os.P_PID, pid, os.WEXITED | os.WNOWAIT)
+    assert result is not None
+    code = exit_code_of(result)
+    record_exit(exit_file, code)
+    os.waitpid(pid, 0)
+    return code
 
 
 if __name__ == "__main__":

@@ -5,40 +5,44 @@ Decisions (documented for users in ``the README's "Plugin hooks" section``):
 - **Ranks**: ranks = nodes × processes_per_node. With launch style ``mpirun`` and ``mpirun`` on PATH the
   program runs as ``mpirun -n RANKS argv...``; otherwise it runs once as a plain process and learns the
   rank count it was asked for from ``ARGO_RANKS`` (so a stand-in program can emulate the ranks).
-- **Detached**: each step runs under a tiny ``sh`` launcher (:mod:`balsam_agent.builtin.local_launch`) in
-  its own session and process group, so it outlives an agent restart. The scheduler id is
-  ``<launcher pid>:<its start time in clock ticks>:<job name>``: the start time tells a re-used pid
-  apart; the job name finds the attempt's files in the registry directory ``<work_root>/.local-jobs``
-  (``.pid``: the pid and walltime written by the launcher that claimed the attempt; ``.exit``: its exit
-  code). The claim holder is the authority: after a crash the agent finds the launch through
-  ``.pid``, and a relaunch that lost the claim follows the holder for status and signals, so an
-  attempt runs once.
+- **Detached**: each step is started by the agent's spawner (:mod:`balsam_agent.builtin.local_spawner`, one
+  long-lived process per agent) in its own session and process group, so it outlives an agent
+  restart; the spawner waits for it and records its exit code even while no agent runs. The
+  scheduler id is ``<pid>:<its start time in clock ticks>:<job name>``: the start time tells a re-used
+  pid apart; the job name finds the attempt's files in the registry directory ``<work_root>/.local-jobs``
+  (``.pid``: the claim, with the pid, walltime and start time of the launch; ``.exit``: its exit code;
+  see :mod:`balsam_agent.builtin.local_launch`). The claim is the authority: after a crash the agent
+  finds the launch through ``.pid``, and a second submit of a claimed attempt returns the claim
+  holder's id instead of starting anything, so an attempt runs once.
 - **Walltime**: enforced at each poll, from the launcher's start time in ``/proc``; an overrun kills
   the process group and reports FAILED "walltime of N min exceeded". Site option
   ``seconds_per_wall_minute`` (default 60) scales it for tests.
 - **Hold/release**: SIGSTOP / SIGCONT of the process group (the program is paused, not requeued; its
   walltime keeps counting). **Cancel**: SIGTERM of the group, SIGKILL after ``kill_grace`` seconds
   (site option, default 5).
-- **Polling**: one pass over all ids reading ``/proc`` (no thread per step); a watcher thread waits on
-  pidfds of all launched processes and asks the agent to poll as soon as one ends.
+- **Polling**: one pass over all ids; the spawner's exit events say which of its steps ended (no
+  ``/proc`` read for them), ``/proc`` tells the state of the others. A watcher thread reads the events
+  (and waits on pidfds of processes re-attached after a restart) and asks the agent to poll as soon as
+  one ends.
 """
 
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 import os
 import select
 import shutil
 import signal
-import subprocess
 import threading
 import time
 from collections.abc import Sequence
 from pathlib import Path
 
 from balsam_agent import hookimpl
-from balsam_agent.builtin.local_launch import launcher_argv
+from balsam_agent.builtin.local_launch import check_env_names, read_claim
+from balsam_agent.builtin.local_spawner import SpawnerClient
 from balsam_agent.records import SchedulerRecord, SiteProfile
 from balsam_agent.scheduler import (
     LaunchSpec,
@@ -53,8 +57,8 @@ log = logging.getLogger(__name__)
 _CLOCK_TICKS = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
 
 
-def _proc_stat(pid: int) -> tuple[str, int] | None:
-    """Returns (state letter, start time in ticks) of a process, or None if there is none."""
+def _proc_stat(pid: int) -> tuple[str, int, int] | None:
+    """Returns (state letter, start time in ticks, parent pid) of a process, or None if there is none."""
     try:
         with open(f"/proc/{pid}/stat", "rb") as handle:
             raw = handle.read().decode("ascii", "replace")
@@ -62,7 +66,22 @@ def _proc_stat(pid: int) -> tuple[str, int] | None:
         return None
     # The command name (field 2) may hold spaces and parentheses: split after its last ')'.
     fields = raw[raw.rfind(")") + 2:].split()
-    return fields[0], int(fields[19])
+    return fields[0], int(fields[19]), int(fields[1])
+
+
+#: Command-line words of the processes that record a step's exit code after it ended.
+_RECORDERS = (b"balsam_agent.builtin.local_spawner", b"balsam_agent.builtin.local_launch")
+
+
+def _recorded_by_parent(ppid: int) -> bool:
+    """Whether ``ppid`` is a spawner (or launcher), which writes its ended child's ``.exit`` before
+    reaping it: its zombie child without an exit file is still being recorded."""
+    try:
+        with open(f"/proc/{ppid}/cmdline", "rb") as handle:
+            argv = handle.read().split(b"\0")
+    except OSError:
+        return False
+    return any(word in argv for word in _RECORDERS)
 
 
 def _uptime() -> float:
@@ -98,12 +117,17 @@ def parse_scheduler_id(scheduler_id: str) -> tuple[int, int, str]:
 
 
 class ExitWatcher:
-    """One thread waiting on the pidfds of many processes; calls ``notify`` when any ends."""
+    """One thread waiting on the pidfds of many processes and on the spawners' event pipes; calls
+    ``on_event(pid, code)`` for each exit event, ``on_closed(fd)`` when an event pipe ends (its spawner
+    is gone), and ``notify()`` after anything ended."""
 
     def __init__(self) -> None:
         self.notify: object = None
+        self.on_event: object = None
+        self.on_closed: object = None
         self._lock = threading.Lock()
         self._pending: list[int] = []
+        self._streams: dict[int, bytes] = {}
         self._read, self._write = os.pipe()
         os.set_blocking(self._write, False)
         self._stopped = False
@@ -117,6 +141,14 @@ class ExitWatcher:
         except (OSError, AttributeError):
             return
         with self._lock:
+            self._pending.append(fd)
+        with contextlib.suppress(BlockingIOError):
+            os.write(self._write, b"x")
+
+    def watch_events(self, fd: int) -> None:
+        """Starts reading a spawner's events pipe (closed by this watcher when the spawner ends)."""
+        with self._lock:
+            self._streams[fd] = b""
             self._pending.append(fd)
         with contextlib.suppress(BlockingIOError):
             os.write(self._write, b"x")
@@ -135,6 +167,8 @@ class ExitWatcher:
                         pending, self._pending = self._pending, []
                     for new_fd in pending:
                         poller.register(new_fd, select.POLLIN)
+                elif fd in self._streams:
+                    ended = self._read_events(poller, fd) or ended
                 else:
                     poller.unregister(fd)
                     os.close(fd)
@@ -143,12 +177,33 @@ class ExitWatcher:
             if ended and callable(callback):
                 callback()
 
+    def _read_events(self, poller: select.poll, fd: int) -> bool:
+        chunk = os.read(fd, 1 << 16)
+        if not chunk:
+            poller.unregister(fd)
+            os.close(fd)
+            del self._streams[fd]
+            if callable(self.on_closed):
+                self.on_closed(fd)
+            return True
+        *lines, self._streams[fd] = (self._streams[fd] + chunk).split(b"\n")
+        for line in lines:
+            event = json.loads(line)
+            if callable(self.on_event):
+                self.on_event(event["pid"], event["code"])
+        return bool(lines)
+
     def close(self) -> None:
         """Stops the thread (the watched processes are not touched)."""
         self._stopped = True
         with contextlib.suppress(OSError):
             os.write(self._write, b"x")
         self._thread.join(timeout=2)
+        if not self._thread.is_alive():
+            for fd in list(self._streams):
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+            self._streams.clear()
 
 
 class LocalScheduler(SchedulerBackend):
@@ -163,17 +218,41 @@ class LocalScheduler(SchedulerBackend):
         self.registry.mkdir(parents=True, exist_ok=True)
         self.seconds_per_minute = float(site.options.get("seconds_per_wall_minute", 60))
         self.kill_grace = float(site.options.get("kill_grace", 5))
-        self._children: dict[int, subprocess.Popen[bytes]] = {}
+        #: Steps this process's spawners started and their exit codes once reported (None: running).
+        self._launched: dict[int, int | None] = {}
         self._followed: set[int] = set()
         self._wall: dict[str, float] = {}
         self._lock = threading.Lock()
         self._watcher = ExitWatcher()
         self._watcher.notify = self._changed
+        self._watcher.on_event = self._on_exit
+        self._watcher.on_closed = self._on_spawner_gone
+        self.spawner = SpawnerClient(self._watcher.watch_events)
 
     def _changed(self) -> None:
         callback = self.state_changed
         if callback is not None:
             callback()
+
+    def _on_exit(self, pid: int, code: int) -> None:
+        # Recorded even before submit() has registered the pid: a quick step's end can arrive first.
+        with self._lock:
+            self._launched[pid] = code
+
+    def _on_spawner_gone(self, _fd: int) -> None:
+        """A spawner died (or ended): its steps still running are followed through /proc from now on."""
+        with self._lock:
+            orphans = [pid for pid, code in self._launched.items() if code is None and not self._spawner_owns(pid)]
+            for pid in orphans:
+                del self._launched[pid]
+        for pid in orphans:
+            self._watcher.watch(pid)
+
+    def _spawner_owns(self, pid: int) -> bool:
+        """Whether ``pid`` is a child of the spawner running now (a step the next event will report)."""
+        spawner = self.spawner.pid
+        stat = _proc_stat(pid)
+        return spawner is not None and stat is not None and stat[2] == spawner
 
     # --- files of one job in the registry ---
 
@@ -181,7 +260,7 @@ class LocalScheduler(SchedulerBackend):
         return self.registry / f"{job_name}.{suffix}"
 
     def _wall_minutes(self, job_name: str) -> float:
-        """The attempt's walltime in minutes (0: none), as the launcher recorded it with its claim."""
+        """The attempt's walltime in minutes (0: none), as recorded with its claim."""
         wall = self._wall.get(job_name)
         if wall is None:
             claim = self._claim(job_name)
@@ -193,10 +272,10 @@ class LocalScheduler(SchedulerBackend):
     # --- the SchedulerBackend API ---
 
     def submit(self, spec: LaunchSpec) -> str:
-        """Starts the step detached under the launcher and returns ``pid:start:job_name``.
+        """Has the spawner start the step and returns ``pid:start:job_name``.
 
-        A second submit of the same attempt starts a launcher that finds the claim taken and exits;
-        polls of either id then follow the launcher that holds the claim (see :meth:`_alive`)."""
+        A second submit of the same attempt starts nothing and returns the id of the launch that holds
+        the claim."""
         program = list(spec.argv)
         if self.site.launch_style == "mpirun" and shutil.which("mpirun"):
             program = ["mpirun", "-n", str(spec.ranks), *program]
@@ -204,58 +283,63 @@ class LocalScheduler(SchedulerBackend):
         extra = dict(spec.env)
         extra.setdefault("ARGO_RANKS", str(spec.ranks))
         try:
-            # Exported by the launcher: the agent's own environment is inherited as it is, not copied.
-            argv = launcher_argv(str(self._path(spec.job_name, "pid")), str(self._path(spec.job_name, "exit")),
-                                 program, extra, spec.wall_minutes)
+            check_env_names(extra)
         except ValueError as exc:
             raise SchedulerError(str(exc), transient=False) from exc
         stdout = spec.stdout_path or spec.workdir / "stdout.txt"
         stderr = spec.stderr_path or spec.workdir / "stderr.txt"
         try:
-            with open(stdout, "ab") as out, open(stderr, "ab") as err:
-                proc = subprocess.Popen(
-                    argv, cwd=spec.workdir, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
-                    start_new_session=True, close_fds=True,
-                )
+            answer = self.spawner.launch({
+                "marker": str(self._path(spec.job_name, "pid")), "exit": str(self._path(spec.job_name, "exit")),
+                "argv": program, "cwd": str(spec.workdir), "stdout": str(stdout), "stderr": str(stderr),
+                "env": extra, "wall": float(spec.wall_minutes)})
         except OSError as exc:
-            raise SchedulerError(f"cannot start {program[0]}: {exc.strerror or exc}", transient=False) from exc
-        stat = _proc_stat(proc.pid)
-        start = stat[1] if stat else 0
+            raise SchedulerError(f"cannot start {program[0]}: {exc}", transient=False) from exc
+        if "error" in answer:
+            raise SchedulerError(answer["error"], transient=False)
+        if "claimed" in answer:
+            holder = self.find_by_name(spec.job_name)
+            if holder is None:
+                raise SchedulerError(f"step attempt {spec.job_name} is claimed by a launch that recorded no pid",
+                                     transient=False)
+            return holder
+        pid = int(answer["pid"])
         with self._lock:
-            self._children[proc.pid] = proc
-        self._watcher.watch(proc.pid)
-        return f"{proc.pid}:{start}:{spec.job_name}"
+            if pid not in self._launched:
+                self._launched[pid] = None
+        return f"{pid}:{answer['start']}:{spec.job_name}"
 
     def find_by_name(self, job_name: str) -> str | None:
-        """Finds a launch of this step attempt (after an agent crash): the launcher that claimed it."""
-        holder = self._claim_holder(job_name)
-        if holder is None:
+        """Finds the launch of this step attempt (after an agent crash): the one that claimed it."""
+        claim = self._claim(job_name)
+        if claim is None:
             return None
+        holder, _, start = claim
         stat = self._live_launcher(holder, job_name)
-        return f"{holder}:{stat[1] if stat else 0}:{job_name}"
+        return f"{holder}:{stat[1] if stat else start}:{job_name}"
 
-    def _claim(self, job_name: str) -> tuple[int, float] | None:
-        """(pid, walltime minutes) of the launcher that claimed this attempt (``<name>.pid``), if any."""
-        try:
-            fields = self._path(job_name, "pid").read_text().split()
-            return int(fields[0]), float(fields[1]) if len(fields) > 1 else 0.0
-        except (OSError, ValueError, IndexError):
-            return None
+    def _claim(self, job_name: str) -> tuple[int, float, int] | None:
+        """(pid, walltime minutes, start ticks or 0) of the launch that claimed this attempt, if any."""
+        return read_claim(str(self._path(job_name, "pid")))
 
     def _claim_holder(self, job_name: str) -> int | None:
-        """The pid of the launcher that claimed this attempt, if any."""
+        """The pid of the launch that claimed this attempt, if any."""
         claim = self._claim(job_name)
         return claim[0] if claim else None
 
-    def _live_launcher(self, pid: int, job_name: str) -> tuple[str, int] | None:
-        """The /proc state and start time of ``pid`` when it runs as this attempt's launcher, else None."""
+    def _live_launcher(self, pid: int, job_name: str) -> tuple[str, int, int] | None:
+        """The /proc state, start time and parent of ``pid`` when it runs this attempt, else None."""
         stat = _proc_stat(pid)
-        if stat is None or stat[0] in ("Z", "X") or not self._is_launcher_of(pid, job_name):
+        if stat is None or stat[0] in ("Z", "X") or not self._is_launch_of(pid, stat[1], job_name):
             return None
         return stat
 
-    def _is_launcher_of(self, pid: int, job_name: str) -> bool:
-        """Whether a living pid is this attempt's launcher (its argv names the claim file), not a reuse."""
+    def _is_launch_of(self, pid: int, start: int, job_name: str) -> bool:
+        """Whether a living pid is this attempt's launch, not a re-use of its pid: its start time is the
+        claim's (claims of earlier versions, without one: the launcher's argv names the claim file)."""
+        claim = self._claim(job_name)
+        if claim is not None and claim[0] == pid and claim[2]:
+            return claim[2] == start
         try:
             argv = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
         except OSError:
@@ -263,37 +347,40 @@ class LocalScheduler(SchedulerBackend):
         return os.fsencode(self._path(job_name, "pid")) in argv
 
     def _alive(self, pid: int, start: int, job_name: str) -> tuple[int | None, str, int]:
-        """Finds the launcher that runs this attempt: (its pid, /proc state letter, start time in clock
-        ticks after boot), or (None, "X", 0).
+        """Finds the process that runs this attempt: (its pid, /proc state letter, start time in clock
+        ticks after boot), or (None, "X", 0) when it has ended.
 
-        Normally that is the recorded launcher. After a crash an agent may relaunch an attempt whose
-        first launcher had not yet claimed it; the later launcher then exits with ``local_launch.CLAIM_LOST``
-        and the attempt runs under the claim holder named in ``<name>.pid``, which is followed instead.
+        A step of this agent's spawner runs until the spawner reports its end. Any other (re-attached
+        after a restart) is looked up in /proc: a zombie whose exit is still being recorded by its spawner
+        counts as running. Launches of earlier versions could lose the claim to an earlier launch; the
+        claim holder named in ``<name>.pid`` is then followed instead.
         """
         with self._lock:
-            proc = self._children.get(pid)
-        if proc is not None:
-            if proc.poll() is None:  # reaps our own child once it ends
+            own = pid in self._launched
+            code = self._launched.get(pid)
+        if own:
+            if code is None:
                 stat = _proc_stat(pid)
                 return (pid, stat[0], stat[1]) if stat else (pid, "R", start)
             with self._lock:
-                self._children.pop(pid, None)
-        else:
-            stat = _proc_stat(pid)
-            if stat is not None and stat[0] not in ("Z", "X"):
-                same = stat[1] == start if start else self._is_launcher_of(pid, job_name)
-                if same:
-                    return pid, stat[0], stat[1]
+                self._launched.pop(pid, None)
+            return None, "X", 0
+        stat = _proc_stat(pid)
+        if stat is not None and (stat[1] == start if start else self._is_launch_of(pid, stat[1], job_name)):
+            if stat[0] not in ("Z", "X"):
+                return pid, stat[0], stat[1]
+            if self._exit_code(job_name) is None and _recorded_by_parent(stat[2]):
+                return pid, "R", stat[1]
         if self._exit_code(job_name) is not None:
             return None, "X", 0
         holder = self._claim_holder(job_name)
         if holder is not None and holder != pid:
-            stat = self._live_launcher(holder, job_name)
-            if stat is not None:
+            live = self._live_launcher(holder, job_name)
+            if live is not None:
                 if holder not in self._followed:
                     self._followed.add(holder)
-                    self._watcher.watch(holder)  # its end triggers a poll like our own children's
-                return holder, stat[0], stat[1]
+                    self._watcher.watch(holder)  # its end triggers a poll like our own steps'
+                return holder, live[0], live[1]
         return None, "X", 0
 
     def poll(self, scheduler_ids: Sequence[str]) -> dict[str, SchedulerJobStatus]:
@@ -368,21 +455,14 @@ class LocalScheduler(SchedulerBackend):
             return
         deadline = time.monotonic() + grace
         while time.monotonic() < deadline:
-            self._reap(pid)
             if not group_alive(pid):
                 return
             time.sleep(0.05)
         with contextlib.suppress(ProcessLookupError, PermissionError):
             os.killpg(pid, signal.SIGKILL)
         deadline = time.monotonic() + 2.0
-        while time.monotonic() < deadline and self._reap(pid) is None:
+        while time.monotonic() < deadline and group_alive(pid):
             time.sleep(0.02)
-
-    def _reap(self, pid: int) -> int | None:
-        """Reaps the launcher if it is this agent's child (a zombie still counts as a group member)."""
-        with self._lock:
-            proc = self._children.get(pid)
-        return proc.poll() if proc is not None else 0
 
     def _running_pid(self, scheduler_id: str) -> int:
         """The process group to signal: the launcher that runs the attempt (see :meth:`_alive`)."""
@@ -414,7 +494,9 @@ class LocalScheduler(SchedulerBackend):
             raise SchedulerError(f"cannot signal process group {pid}: {exc}", transient=False) from exc
 
     def close(self) -> None:
-        """Stops the exit watcher; the steps' processes keep running (a restarted agent re-attaches)."""
+        """Closes the spawner's request pipe and stops the exit watcher; the steps keep running (the
+        spawner records their ends, and a restarted agent re-attaches to them)."""
+        self.spawner.close()
         self._watcher.close()
 
 

@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import signal
 import subprocess
+import sys
 import time
 from pathlib import Path
 
 import pytest
 
-from balsam_agent.builtin.local_launch import launcher_argv
-from balsam_agent.builtin.local_scheduler import LocalScheduler, parse_scheduler_id
+from balsam_agent.builtin.local_launch import read_claim
+from balsam_agent.builtin.local_scheduler import LocalScheduler, _proc_stat, parse_scheduler_id
 from balsam_agent.records import SiteProfile
 from balsam_agent.scheduler import LaunchSpec, SchedulerError, SchedulerJobStatus, SchedulerState
 
@@ -40,17 +42,18 @@ def _wait_final(scheduler: LocalScheduler, scheduler_id: str, timeout: float = 1
     raise AssertionError(f"{scheduler_id} still {status}")
 
 
-def _launch_by_hand(scheduler: LocalScheduler, spec: LaunchSpec) -> subprocess.Popen[bytes]:
-    """What an agent that died right after starting the launcher leaves behind: a launch without an id file."""
-    proc = subprocess.Popen(launcher_argv(str(scheduler.registry / f"{spec.job_name}.pid"),
-                                          str(scheduler.registry / f"{spec.job_name}.exit"), list(spec.argv)),
-                            cwd=spec.workdir, start_new_session=True)
+def _launch_by_hand(scheduler: LocalScheduler, spec: LaunchSpec) -> tuple[subprocess.Popen[bytes], int]:
+    """What an agent that died right after its launch leaves behind: a claimed, running attempt whose id
+    the agent never recorded. Returns the launcher and the pid of the program it started."""
     marker = scheduler.registry / f"{spec.job_name}.pid"
-    deadline = time.monotonic() + 5
-    while not (marker.exists() and marker.read_text().strip()):
+    proc = subprocess.Popen([sys.executable, "-m", "balsam_agent.builtin.local_launch", str(marker),
+                             str(scheduler.registry / f"{spec.job_name}.exit"), "0", "0", *spec.argv],
+                            cwd=spec.workdir, start_new_session=True)
+    deadline = time.monotonic() + 10
+    while (claim := read_claim(str(marker))) is None:
         assert time.monotonic() < deadline, "the launcher never claimed"
         time.sleep(0.005)
-    return proc
+    return proc, claim[0]
 
 
 def test_exit_codes_are_reported(scheduler: LocalScheduler, tmp_path: Path) -> None:
@@ -86,10 +89,10 @@ def test_the_step_sees_its_environment(scheduler: LocalScheduler, tmp_path: Path
 
 def test_a_launch_whose_id_was_never_recorded_is_found_by_name(scheduler: LocalScheduler, tmp_path: Path) -> None:
     spec = _spec(tmp_path, "crash", ["sh", "-c", "echo x >> count.txt; sleep 0.5; exit 4"])
-    orphan = _launch_by_hand(scheduler, spec)
+    orphan, pid = _launch_by_hand(scheduler, spec)
     scheduler_id = scheduler.find_by_name(spec.job_name)
     assert scheduler_id is not None
-    assert parse_scheduler_id(scheduler_id)[0] == orphan.pid
+    assert parse_scheduler_id(scheduler_id)[0] == pid
     assert scheduler.poll([scheduler_id])[scheduler_id].state is SchedulerState.RUNNING
     final = _wait_final(scheduler, scheduler_id)
     orphan.wait()
@@ -97,24 +100,77 @@ def test_a_launch_whose_id_was_never_recorded_is_found_by_name(scheduler: LocalS
     assert (spec.workdir / "count.txt").read_text() == "x\n"
 
 
-def test_a_launch_that_loses_the_claim_follows_the_one_that_won(scheduler: LocalScheduler, tmp_path: Path) -> None:
-    """The race after a crash: the agent relaunches before the first launcher has claimed the attempt.
-
-    The second launcher finds the claim taken and exits at once; the scheduler must then follow the
-    launcher that holds the claim, not report the step as ended without an exit code.
-    """
+def test_a_submit_of_a_claimed_attempt_follows_the_launch_that_holds_the_claim(scheduler: LocalScheduler,
+                                                                               tmp_path: Path) -> None:
+    """The race after a crash: the agent relaunches an attempt that an earlier launch already claimed
+    (the agent looked before the claim was written). Nothing starts a second time; the submit returns
+    the claim holder, whose end and exit code are then reported."""
     spec = _spec(tmp_path, "race", ["sh", "-c", "echo x >> count.txt; sleep 0.5"])
-    # Stage the race: launcher A claims, but the agent looked before it did (found nothing), so its
-    # own launch B starts afterwards and loses the claim.
-    orphan = _launch_by_hand(scheduler, spec)
+    orphan, pid = _launch_by_hand(scheduler, spec)
     scheduler_id = scheduler.submit(spec)
-    assert parse_scheduler_id(scheduler_id)[0] != orphan.pid
+    assert parse_scheduler_id(scheduler_id)[0] == pid
     launched = scheduler.poll([scheduler_id])[scheduler_id]
     assert launched.state is SchedulerState.RUNNING, launched
     final = _wait_final(scheduler, scheduler_id)
     orphan.wait()
     assert final.state is SchedulerState.COMPLETED, final
     assert (spec.workdir / "count.txt").read_text() == "x\n"
+
+
+def test_a_zombie_whose_exit_is_being_recorded_is_still_running(scheduler: LocalScheduler, tmp_path: Path) -> None:
+    """A step that ended is a zombie of its launcher until the launcher has written its exit code; a
+    re-attached agent that looks in between must not report it ended without one."""
+    spec = _spec(tmp_path, "zombie", ["sh", "-c", "while [ ! -e go ]; do sleep 0.01; done; exit 7"])
+    launcher, pid = _launch_by_hand(scheduler, spec)
+    os.kill(launcher.pid, signal.SIGSTOP)  # the launcher cannot record the exit while stopped
+    try:
+        (spec.workdir / "go").touch()
+        deadline = time.monotonic() + 10
+        while (stat := _proc_stat(pid)) is not None and stat[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.01)
+        scheduler_id = scheduler.find_by_name(spec.job_name)
+        assert scheduler_id is not None
+        assert scheduler.poll([scheduler_id])[scheduler_id].state is SchedulerState.RUNNING
+    finally:
+        os.kill(launcher.pid, signal.SIGCONT)
+    final = _wait_final(scheduler, scheduler_id)
+    launcher.wait()
+    assert (final.state, final.exit_code) == (SchedulerState.FAILED, 7)
+
+
+def test_a_program_that_cannot_start_fails_the_submit_and_leaves_no_claim(scheduler: LocalScheduler,
+                                                                          tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "missing", [str(tmp_path / "no-such-program")])
+    with pytest.raises(SchedulerError, match="cannot start .*no-such-program"):
+        scheduler.submit(spec)
+    assert not (scheduler.registry / "missing.pid").exists()
+    # The attempt can be submitted again once the program is there.
+    program = tmp_path / "no-such-program"
+    program.write_text("#!/bin/sh\nexit 0\n")
+    program.chmod(0o755)
+    assert _wait_final(scheduler, scheduler.submit(spec)).state is SchedulerState.COMPLETED
+
+
+def test_steps_outlive_their_spawner_and_keep_their_exit_codes(scheduler: LocalScheduler, tmp_path: Path) -> None:
+    """The agent goes away (its end of the spawner's pipe closes): the spawner stays until its last step
+    ended, records that step's exit code, and then exits."""
+    spec = _spec(tmp_path, "outlive", ["sh", "-c", "sleep 0.5; exit 9"])
+    scheduler_id = scheduler.submit(spec)
+    spawner = scheduler.spawner.pid
+    assert spawner is not None
+    scheduler.close()
+    assert _proc_stat(spawner) is not None and _proc_stat(spawner)[0] != "Z"
+    restarted = LocalScheduler(scheduler.site)
+    try:
+        final = _wait_final(restarted, scheduler_id)
+        assert (final.state, final.exit_code) == (SchedulerState.FAILED, 9)
+    finally:
+        restarted.close()
+    deadline = time.monotonic() + 5
+    while (stat := _proc_stat(spawner)) is not None and stat[0] not in ("Z", "X"):
+        assert time.monotonic() < deadline, "the spawner did not exit after its last step"
+        time.sleep(0.02)
 
 
 def test_an_adopted_process_that_ended_reports_its_exit_code(scheduler: LocalScheduler, tmp_path: Path) -> None:

@@ -1,0 +1,192 @@
+"""The ``local`` scheduler's spawner: one long-lived process per agent that starts the steps and
+records how they end.
+
+Why a process of its own: the steps must outlive the agent (a restarted agent re-attaches to them) and
+their exit codes must be recorded even while no agent runs. The spawner is the steps' parent: it waits
+for them and writes each ``<name>.exit`` itself (:mod:`balsam_agent.builtin.local_launch`), so no shell
+or wrapper process runs beside each step, and the agent does not fork at all. It runs in a session of
+its own (a Ctrl-C at the agent's terminal does not reach it) and exits once the agent has closed its
+request pipe and the last step it started has ended.
+
+Protocol, one JSON object per line:
+
+- agent → spawner (stdin): ``{"marker", "exit", "argv", "cwd", "stdout", "stderr", "env", "wall"}``,
+  ``env`` holding only the variables to add to the spawner's own environment (the agent's, inherited);
+- spawner → agent (stdout), one reply per request, in order: ``{"pid", "start"}``, or
+  ``{"claimed": PID or null}`` when the attempt was claimed before, or ``{"error": MESSAGE}``;
+- spawner → agent (the events pipe, the fd named by ``--events-fd``): ``{"pid", "code"}`` when a step
+  ended, after its ``.exit`` file was written.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import os
+import select
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from balsam_agent.builtin.local_launch import Claimed, exit_code_of, launch, record_exit
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view):]
+
+
+class _Spawner:
+    def __init__(self, requests: int, replies: int, events: int) -> None:
+        self.requests, self.replies, self.events = requests, replies, events
+        self.env = dict(os.environ)
+        #: pid -> exit file of every running step.
+        self.children: dict[int, str] = {}
+        self.agent_gone = False
+
+    def serve(self) -> None:
+        wake_read, wake_write = os.pipe()
+        os.set_blocking(wake_write, False)
+        signal.set_wakeup_fd(wake_write)
+        signal.signal(signal.SIGCHLD, lambda *_: None)  # a handler, so that the wake-up fd is written
+        poller = select.poll()
+        poller.register(self.requests, select.POLLIN)
+        poller.register(wake_read, select.POLLIN)
+        pending = b""
+        while not self.agent_gone or self.children:
+            for fd, _ in poller.poll():
+                if fd == wake_read:
+                    os.read(wake_read, 4096)
+                    continue
+                chunk = os.read(self.requests, 1 << 16)
+                if not chunk:
+                    self.agent_gone = True
+                    poller.unregister(self.requests)
+                    continue
+                *lines, pending = (pending + chunk).split(b"\n")
+                replies = b"".join(self._reply(line) for line in lines)
+                self._send(self.replies, replies)
+            self._reap()
+
+    def _reply(self, line: bytes) -> bytes:
+        request: dict[str, Any] = json.loads(line)
+        try:
+            pid, start = launch(request["marker"], request["argv"], cwd=request["cwd"], stdout=request["stdout"],
+                                stderr=request["stderr"], env={**self.env, **request["env"]},
+                                wall_minutes=request["wall"])
+        except Claimed as claimed:
+            answer: dict[str, Any] = {"claimed": claimed.holder}
+        except OSError as exc:
+            where = f" {exc.filename}" if exc.filename else ""
+            answer = {"error": f"cannot start {request['argv'][0]}:{where} {exc.strerror or exc}"}
+        else:
+            self.children[pid] = request["exit"]
+            answer = {"pid": pid, "start": start}
+        return json.dumps(answer).encode() + b"\n"
+
+    def _reap(self) -> None:
+        """Records the exit of every ended step, then reaps it (the order lets a reader trust a zombie)."""
+        while self.children:
+            result = os.waitid(os.P_ALL, 0, os.WEXITED | os.WNOHANG | os.WNOWAIT)
+            if result is None or result.si_pid == 0:
+                return
+            pid = result.si_pid
+            code = exit_code_of(result)
+            exit_file = self.children.pop(pid, None)
+            if exit_file is not None:
+                record_exit(exit_file, code)
+                self._send(self.events, json.dumps({"pid": pid, "code": code}).encode() + b"\n")
+            os.waitpid(pid, 0)
+
+    def _send(self, fd: int, data: bytes) -> None:
+        if self.agent_gone or not data:
+            return
+        try:
+            _write_all(fd, data)
+        except BrokenPipeError:
+            self.agent_gone = True  # the agent died: keep recording exits for the next one
+
+
+class SpawnerClient:
+    """The agent's side: starts the spawner on first use and asks it to launch steps.
+
+    Safe to call from several threads (one request at a time). ``on_started(events_fd)`` is called with
+    the events pipe of each spawner it starts; the caller reads that pipe (and closes it at its end)."""
+
+    def __init__(self, on_started: Callable[[int], None]) -> None:
+        self._on_started = on_started
+        self._lock = threading.Lock()
+        self._process: subprocess.Popen[bytes] | None = None
+
+    def launch(self, request: Mapping[str, Any]) -> dict[str, Any]:
+        """Sends one launch request and returns the reply (see the module documentation)."""
+        line = json.dumps(request).encode() + b"\n"
+        with self._lock:
+            for _ in range(2):
+                process = self._process if self._process is not None else self._start()
+                assert process.stdin is not None and process.stdout is not None
+                try:
+                    process.stdin.write(line)
+                    process.stdin.flush()
+                    reply = process.stdout.readline()
+                except BrokenPipeError:
+                    reply = b""
+                if reply:
+                    answer: dict[str, Any] = json.loads(reply)
+                    return answer
+                # The spawner died. Asking a new one is safe: a launch the old one made holds the claim.
+                self._forget()
+        raise OSError("the local spawner exited without answering")
+
+    def _start(self) -> subprocess.Popen[bytes]:
+        events_read, events_write = os.pipe()
+        try:
+            process = subprocess.Popen(
+                [sys.executable, "-m", "balsam_agent.builtin.local_spawner", "--events-fd", str(events_write)],
+                stdin=subprocess.PIPE, stdout=subprocess.PIPE, pass_fds=(events_write,), start_new_session=True)
+        except BaseException:
+            os.close(events_read)
+            raise
+        finally:
+            os.close(events_write)
+        self._process = process
+        self._on_started(events_read)
+        return process
+
+    def _forget(self) -> None:
+        process, self._process = self._process, None
+        if process is None:
+            return
+        for stream in (process.stdin, process.stdout):
+            with contextlib.suppress(OSError):
+                stream.close()  # type: ignore[union-attr]
+        with contextlib.suppress(subprocess.TimeoutExpired):
+            process.wait(timeout=0.2)  # reaped here when it had no steps left; else it ends on its own
+
+    @property
+    def pid(self) -> int | None:
+        """The current spawner's pid, if one runs."""
+        return self._process.pid if self._process is not None else None
+
+    def close(self) -> None:
+        """Closes the request pipe: the spawner exits once its running steps have ended."""
+        with self._lock:
+            self._forget()
+
+
+def main(args: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description="the local scheduler's spawner (started by the agent)")
+    parser.add_argument("--events-fd", type=int, required=True)
+    options = parser.parse_args(args)
+    os.set_inheritable(options.events_fd, False)  # the steps must not hold the agent's pipes
+    _Spawner(sys.stdin.fileno(), sys.stdout.fileno(), options.events_fd).serve()
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
