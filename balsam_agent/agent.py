@@ -66,6 +66,8 @@ log = logging.getLogger(__name__)
 S = job_pb2  # StepState / StepPhase constants
 #: Poll cycles a submitted job may be missing from the scheduler before the step fails.
 MAX_POLL_MISSES = 30
+#: Seconds between purges of ended attempts (see ``AgentConfig.retention_days``).
+PURGE_INTERVAL = 3600.0
 _STOP = object()
 _BATCH_TYPE = assignment_pb2.AssignmentBatch.DESCRIPTOR.full_name
 
@@ -131,6 +133,7 @@ class Agent:
         self._stopping = threading.Event()
         self._idle = threading.Condition()
         self._pending_events = 0
+        self._next_purge = 0.0
         #: Number of ``poll`` calls made (one per cycle), for tests and benchmarks.
         self.poll_calls = 0
         self._store: StateStore | None = None
@@ -293,6 +296,7 @@ class Agent:
                 self._watch(run)
             else:
                 self._advance(run)
+        self._purge_if_due()
         self._batch_end()
 
     # --- engine ---
@@ -368,6 +372,7 @@ class Agent:
                         self._on_poll(event)
                 except Exception:
                     log.exception("agent engine failed on %r", type(event).__name__)
+            self._purge_if_due()
             self._batch_end()
         except Exception:
             log.exception("agent engine could not commit a batch; it is retried from the broker and the database")
@@ -376,6 +381,18 @@ class Agent:
             with self._idle:
                 self._pending_events -= len(batch)
                 self._idle.notify_all()
+
+    def _purge_if_due(self) -> None:
+        """Deletes ended attempts older than ``retention_days``, at most once per purge interval."""
+        assert self._store is not None
+        now = time.monotonic()
+        if now < self._next_purge:
+            return
+        retention = self.config.retention_days * 86400.0
+        self._next_purge = now + min(PURGE_INTERVAL, max(retention / 2, 1.0))
+        deleted = self._store.purge_ended(retention)
+        if deleted:
+            log.info("deleted %d attempts that ended more than %g days ago", deleted, self.config.retention_days)
 
     def _do_work(self, run: StepRun, kind: str, fn: Callable[[], Any]) -> None:
         try:

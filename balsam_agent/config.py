@@ -7,6 +7,7 @@ Example::
     state_dir: /var/lib/balsam          # agent.sqlite and, by default, the step working directories
     heartbeat_interval: 5
     workers: 16                         # threads for blocking phases (transfers, hooks, submits)
+    retention_days: 7                   # how long ended attempts stay in agent.sqlite
     site:                               # overrides fields of the SiteProfile of that name
       allowed_exec_dir: /projects/atlas/bin
       max_queued_steps: 200
@@ -47,6 +48,9 @@ class AgentConfig:
     workers: int = 16
     #: Envelopes the broker may hand the agent before it acks (bounded by the agent's commits).
     prefetch: int = 500
+    #: Days an ended attempt (and the envelopes seen for it) stays in the agent's database; within
+    #: them a re-delivered envelope of that attempt is recognised as a duplicate.
+    retention_days: float = 7.0
     #: Field overrides of the site profile (or a whole profile when no plugin offers the site).
     site: Mapping[str, Any] = field(default_factory=dict)
     #: Load external plugins from the ``balsam`` entry-point group.
@@ -67,13 +71,15 @@ class AgentConfig:
     def from_mapping(cls, site_name: str, data: Mapping[str, Any]) -> AgentConfig:
         """Builds a configuration from the parsed YAML mapping."""
         known = {"amqp_url", "amqp_prefix", "state_dir", "heartbeat_interval", "workers", "prefetch", "site",
+                 "retention_days",
                  "load_entry_points", "amqp_tls_ca", "amqp_tls_cert", "amqp_tls_key", "amqp_tls_server_name",
                  "declare_exchanges"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown configuration keys {unknown}; valid: {sorted(known)}")
         kwargs: dict[str, Any] = {k: v for k, v in data.items() if v is not None}
-        for name, kind, lowest in (("heartbeat_interval", float, 0.0), ("workers", int, 1), ("prefetch", int, 1)):
+        for name, kind, lowest in (("heartbeat_interval", float, 0.0), ("workers", int, 1), ("prefetch", int, 1),
+                                   ("retention_days", float, 0.0)):
             if name in kwargs:
                 value = kwargs[name]
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or \

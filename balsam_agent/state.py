@@ -1,6 +1,9 @@
 """The agent's own SQLite database: every step attempt it accepted, the envelopes it has seen, and
 the outbox of status updates not yet confirmed by the broker.
 
+Nothing grows without bound: an update confirmed by the broker is deleted, and ended attempts with
+their envelopes are deleted after the agent's ``retention_days`` (:meth:`StateStore.purge_ended`).
+
 SQLite in WAL mode, written through the standard library: the agent's writes are small and batched
 (one transaction per engine cycle), and two connections are enough (the engine and the publisher).
 """
@@ -180,6 +183,15 @@ class StateStore:
             (step_id, attempt)).fetchone()
         return StepRow(*values) if values else None
 
+    def purge_ended(self, older_than: float) -> int:
+        """Deletes attempts that ended more than ``older_than`` seconds ago, and the envelopes of steps
+        with no active attempt received as long ago; returns the number of attempts deleted."""
+        cutoff = time.time() - older_than
+        deleted = self.conn.execute("DELETE FROM steps WHERE terminal = 1 AND updated < ?", (cutoff,)).rowcount
+        self.conn.execute("DELETE FROM envelopes WHERE received < ? AND step_id NOT IN "
+                          "(SELECT step_id FROM steps WHERE terminal = 0)", (cutoff,))
+        return int(deleted)
+
     def close(self) -> None:
         """Closes the connection."""
         self.conn.close()
@@ -198,12 +210,11 @@ class OutboxReader:
             "SELECT id, body FROM outbox WHERE sent IS NULL ORDER BY id LIMIT ?", (limit,)).fetchall()]
 
     def mark_sent(self, ids: list[int]) -> None:
-        """Marks updates confirmed by the broker."""
-        now = time.time()
+        """Deletes updates confirmed by the broker (the server keeps the history)."""
         with self._lock:
             self.conn.execute("BEGIN IMMEDIATE")
             try:
-                self.conn.executemany("UPDATE outbox SET sent = ? WHERE id = ?", ((now, i) for i in ids))
+                self.conn.executemany("DELETE FROM outbox WHERE id = ?", ((i,) for i in ids))
                 self.conn.execute("COMMIT")
             except BaseException:
                 if self.conn.in_transaction:
@@ -213,11 +224,6 @@ class OutboxReader:
     def count_unsent(self) -> int:
         """Number of updates still waiting for the broker."""
         return int(self.conn.execute("SELECT COUNT(*) FROM outbox WHERE sent IS NULL").fetchone()[0])
-
-    def purge_sent(self, older_than: float) -> None:
-        """Deletes updates confirmed more than ``older_than`` seconds ago."""
-        with self._lock:
-            self.conn.execute("DELETE FROM outbox WHERE sent IS NOT NULL AND sent < ?", (time.time() - older_than,))
 
     def close(self) -> None:
         """Closes the connection."""
