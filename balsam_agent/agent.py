@@ -163,7 +163,7 @@ class Agent:
         self._publisher = StatusPublisher(
             self.config.amqp_url, self.config.amqp_prefix, self.site.name,
             read_batch=self._outbox.unsent, mark_sent=self._outbox.mark_sent, heartbeat=self.heartbeat,
-            heartbeat_interval=self.config.heartbeat_interval)
+            heartbeat_interval=self.config.heartbeat_interval, linger=self.config.report_linger)
         self._consumer = AssignmentConsumer(self.config.amqp_url, self.config.amqp_prefix, self.site.name,
                                             self.config.prefetch, self._on_delivery)
         configure_links(self.config, self._consumer, self._publisher)

@@ -51,6 +51,8 @@ class AgentConfig:
     #: Days an ended attempt (and the envelopes seen for it) stays in the agent's database; within
     #: them a re-delivered envelope of that attempt is recognised as a duplicate.
     retention_days: float = 7.0
+    #: Least seconds between two status messages: under load, the updates of this long travel together.
+    report_linger: float = 0.005
     #: Field overrides of the site profile (or a whole profile when no plugin offers the site).
     site: Mapping[str, Any] = field(default_factory=dict)
     #: Load external plugins from the ``balsam`` entry-point group.
@@ -71,7 +73,7 @@ class AgentConfig:
     def from_mapping(cls, site_name: str, data: Mapping[str, Any]) -> AgentConfig:
         """Builds a configuration from the parsed YAML mapping."""
         known = {"amqp_url", "amqp_prefix", "state_dir", "heartbeat_interval", "workers", "prefetch", "site",
-                 "retention_days",
+                 "retention_days", "report_linger",
                  "load_entry_points", "amqp_tls_ca", "amqp_tls_cert", "amqp_tls_key", "amqp_tls_server_name",
                  "declare_exchanges"}
         unknown = sorted(set(data) - known)
@@ -79,7 +81,7 @@ class AgentConfig:
             raise ConfigError(f"unknown configuration keys {unknown}; valid: {sorted(known)}")
         kwargs: dict[str, Any] = {k: v for k, v in data.items() if v is not None}
         for name, kind, lowest in (("heartbeat_interval", float, 0.0), ("workers", int, 1), ("prefetch", int, 1),
-                                   ("retention_days", float, 0.0)):
+                                   ("retention_days", float, 0.0), ("report_linger", float, 0.0)):
             if name in kwargs:
                 value = kwargs[name]
                 if isinstance(value, bool) or not isinstance(value, (int, float)) or \

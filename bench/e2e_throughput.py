@@ -256,6 +256,8 @@ def main() -> int:
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--relay", choices=RELAY_MODES, default="process",
                         help="where the server runs its outbox relay (the server's 'relay' setting)")
+    parser.add_argument("--report-linger", type=float, default=None,
+                        help="the agent's report_linger setting in seconds (default: the agent's default)")
     args = parser.parse_args()
     print(speed_line("machine before"))
 
@@ -270,8 +272,12 @@ def main() -> int:
         stack.start_server()
         tap = StatusTap(args.amqp_url, prefix)
         assign_tap = AssignTap(args.amqp_url, prefix, "local")
-        stack.start_agent("local", site_options={"allowed_exec_dir": str(site_bin),
-                                                 "work_root": str(state / "work")})
+        config = stack.write_agent_config("local", site_options={"allowed_exec_dir": str(site_bin),
+                                                                 "work_root": str(state / "work")})
+        if args.report_linger is not None:
+            with config.open("a") as handle:
+                handle.write(f"report_linger: {args.report_linger}\n")
+        stack.start_agent("local")
         channel = grpc.insecure_channel(stack.address)
         stub = argo_service_pb2_grpc.ArgoServiceStub(channel)
         # warm-up: the agent is up and consuming

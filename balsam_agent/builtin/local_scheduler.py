@@ -10,8 +10,8 @@ Decisions (documented for users in ``the README's "Plugin hooks" section``):
   restart; the spawner waits for it and records its exit code even while no agent runs. The
   scheduler id is ``<pid>:<its start time in clock ticks>:<job name>``: the start time tells a re-used
   pid apart; the job name finds the attempt's files in the registry directory ``<work_root>/.local-jobs``
-  (``.pid``: the claim, with the pid, walltime and start time of the launch; ``.exit``: its exit code;
-  see :mod:`balsam_agent.builtin.local_launch`). The claim is the authority: after a crash the agent
+  (``.pid``: the claim, with the pid, walltime and start time of the launch, and its exit code once it
+  ended; see :mod:`balsam_agent.builtin.local_launch`). The claim is the authority: after a crash the agent
   finds the launch through ``.pid``, and a second submit of a claimed attempt returns the claim
   holder's id instead of starting anything, so an attempt runs once.
 - **Walltime**: enforced at each poll, from the launcher's start time in ``/proc``; an overrun kills
@@ -41,7 +41,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from balsam_agent import hookimpl
-from balsam_agent.builtin.local_launch import check_env_names, read_claim
+from balsam_agent.builtin.local_launch import check_env_names, read_claim, read_exit
 from balsam_agent.builtin.local_spawner import SpawnerClient
 from balsam_agent.records import SchedulerRecord, SiteProfile
 from balsam_agent.scheduler import (
@@ -74,8 +74,8 @@ _RECORDERS = (b"balsam_agent.builtin.local_spawner", b"balsam_agent.builtin.loca
 
 
 def _recorded_by_parent(ppid: int) -> bool:
-    """Whether ``ppid`` is a spawner (or launcher), which writes its ended child's ``.exit`` before
-    reaping it: its zombie child without an exit file is still being recorded."""
+    """Whether ``ppid`` is a spawner (or launcher), which records its ended child's exit code before
+    reaping it: its zombie child without a recorded exit code is still being recorded."""
     try:
         with open(f"/proc/{ppid}/cmdline", "rb") as handle:
             argv = handle.read().split(b"\0")
@@ -288,9 +288,16 @@ class LocalScheduler(SchedulerBackend):
             raise SchedulerError(str(exc), transient=False) from exc
         stdout = spec.stdout_path or spec.workdir / "stdout.txt"
         stderr = spec.stderr_path or spec.workdir / "stderr.txt"
+        for path in {stdout, stderr}:
+            # Created here, in the agent's worker thread, so that steps' file creations (slow on some file
+            # systems) run in parallel; the spawner, which serves one request at a time, only opens them.
+            try:
+                os.close(os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644))
+            except OSError as exc:
+                raise SchedulerError(f"cannot open {path}: {exc.strerror or exc}", transient=False) from exc
         try:
             answer = self.spawner.launch({
-                "marker": str(self._path(spec.job_name, "pid")), "exit": str(self._path(spec.job_name, "exit")),
+                "marker": str(self._path(spec.job_name, "pid")),
                 "argv": program, "cwd": str(spec.workdir), "stdout": str(stdout), "stderr": str(stderr),
                 "env": extra, "wall": float(spec.wall_minutes)})
         except OSError as exc:
@@ -384,7 +391,7 @@ class LocalScheduler(SchedulerBackend):
         return None, "X", 0
 
     def poll(self, scheduler_ids: Sequence[str]) -> dict[str, SchedulerJobStatus]:
-        """One pass over every id: /proc for the living, the exit-code file for the ended."""
+        """One pass over every id: the spawner's events or /proc for the living, the claim for the ended."""
         result: dict[str, SchedulerJobStatus] = {}
         now = _uptime()
         for scheduler_id in scheduler_ids:
@@ -441,7 +448,11 @@ class LocalScheduler(SchedulerBackend):
                                   reason=f"program exited with code {exit_code}", native_state="exited")
 
     def _exit_code(self, job_name: str) -> int | None:
-        """The exit code the launcher wrote, or None (not written yet, or being written)."""
+        """The exit code recorded in the claim (or, by earlier versions, in ``<name>.exit``), or None (not
+        written yet, or being written)."""
+        code = read_exit(str(self._path(job_name, "pid")))
+        if code is not None:
+            return code
         try:
             return int(self._path(job_name, "exit").read_text().strip())
         except (OSError, ValueError):

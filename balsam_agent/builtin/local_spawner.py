@@ -3,19 +3,19 @@ records how they end.
 
 Why a process of its own: the steps must outlive the agent (a restarted agent re-attaches to them) and
 their exit codes must be recorded even while no agent runs. The spawner is the steps' parent: it waits
-for them and writes each ``<name>.exit`` itself (:mod:`balsam_agent.builtin.local_launch`), so no shell
+for them and records each exit code in the step's claim itself (:mod:`balsam_agent.builtin.local_launch`), so no shell
 or wrapper process runs beside each step, and the agent does not fork at all. It runs in a session of
 its own (a Ctrl-C at the agent's terminal does not reach it) and exits once the agent has closed its
 request pipe and the last step it started has ended.
 
 Protocol, one JSON object per line:
 
-- agent → spawner (stdin): ``{"marker", "exit", "argv", "cwd", "stdout", "stderr", "env", "wall"}``,
+- agent → spawner (stdin): ``{"marker", "argv", "cwd", "stdout", "stderr", "env", "wall"}``,
   ``env`` holding only the variables to add to the spawner's own environment (the agent's, inherited);
 - spawner → agent (stdout), one reply per request, in order: ``{"pid", "start"}``, or
   ``{"claimed": PID or null}`` when the attempt was claimed before, or ``{"error": MESSAGE}``;
 - spawner → agent (the events pipe, the fd named by ``--events-fd``): ``{"pid", "code"}`` when a step
-  ended, after its ``.exit`` file was written.
+  ended, after its exit code was recorded in its claim.
 """
 
 from __future__ import annotations
@@ -45,7 +45,7 @@ class _Spawner:
     def __init__(self, requests: int, replies: int, events: int) -> None:
         self.requests, self.replies, self.events = requests, replies, events
         self.env = dict(os.environ)
-        #: pid -> exit file of every running step.
+        #: pid -> claim file of every running step.
         self.children: dict[int, str] = {}
         self.agent_gone = False
 
@@ -85,7 +85,7 @@ class _Spawner:
             where = f" {exc.filename}" if exc.filename else ""
             answer = {"error": f"cannot start {request['argv'][0]}:{where} {exc.strerror or exc}"}
         else:
-            self.children[pid] = request["exit"]
+            self.children[pid] = request["marker"]
             answer = {"pid": pid, "start": start}
         return json.dumps(answer).encode() + b"\n"
 
@@ -97,9 +97,9 @@ class _Spawner:
                 return
             pid = result.si_pid
             code = exit_code_of(result)
-            exit_file = self.children.pop(pid, None)
-            if exit_file is not None:
-                record_exit(exit_file, code)
+            marker = self.children.pop(pid, None)
+            if marker is not None:
+                record_exit(marker, code)
                 self._send(self.events, json.dumps({"pid": pid, "code": code}).encode() + b"\n")
             os.waitpid(pid, 0)
 

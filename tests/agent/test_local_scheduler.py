@@ -46,8 +46,8 @@ def _launch_by_hand(scheduler: LocalScheduler, spec: LaunchSpec) -> tuple[subpro
     """What an agent that died right after its launch leaves behind: a claimed, running attempt whose id
     the agent never recorded. Returns the launcher and the pid of the program it started."""
     marker = scheduler.registry / f"{spec.job_name}.pid"
-    proc = subprocess.Popen([sys.executable, "-m", "balsam_agent.builtin.local_launch", str(marker),
-                             str(scheduler.registry / f"{spec.job_name}.exit"), "0", "0", *spec.argv],
+    proc = subprocess.Popen([sys.executable, "-m", "balsam_agent.builtin.local_launch", str(marker), "0", "0",
+                             *spec.argv],
                             cwd=spec.workdir, start_new_session=True)
     deadline = time.monotonic() + 10
     while (claim := read_claim(str(marker))) is None:
@@ -201,3 +201,19 @@ def test_walltime_is_enforced_by_a_restarted_agent(tmp_path: Path) -> None:
         assert restarted.find_by_name("long") is not None
     finally:
         restarted.close()
+
+
+def test_an_attempt_launched_by_an_earlier_version_reports_its_exit_code(scheduler: LocalScheduler) -> None:
+    """Earlier versions claimed with ``PID WALL`` and wrote the exit code to ``<name>.exit``; an upgraded
+    agent re-attaching to such an attempt still learns how it ended."""
+    gone = 2 ** 22 + 12345  # above the default pid_max: no process has it
+    (scheduler.registry / "legacy.pid").write_text(f"{gone} 5\n")
+    (scheduler.registry / "legacy.exit").write_text("6\n")
+    scheduler_id = scheduler.find_by_name("legacy")
+    assert scheduler_id == f"{gone}:0:legacy"
+    final = scheduler.poll([scheduler_id])[scheduler_id]
+    assert (final.state, final.exit_code) == (SchedulerState.FAILED, 6)
+    # The current format: the exit code appended to the claim.
+    (scheduler.registry / "current.pid").write_text(f"{gone} 5 77\nexit 0\n")
+    current = scheduler.find_by_name("current")
+    assert current is not None and scheduler.poll([current])[current].state is SchedulerState.COMPLETED
