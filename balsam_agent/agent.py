@@ -10,7 +10,8 @@ Threads and why:
 - **workers** (a pool for hooks and scheduler commands, a pool of ``max_concurrent_transfers`` for
   transfers): a slow transfer, hook or command occupies one thread, never the engine.
 - **poller** (one): one ``SchedulerBackend.poll(ids)`` call per cycle for every attempt waiting at the
-  scheduler, woken early by the backend's ``state_changed`` callback.
+  scheduler, woken early by the backend's ``state_changed`` callback; when the backend names the jobs
+  that changed, the early poll asks about those only.
 - **consumer** / **publisher**: :mod:`balsam_agent.amqp`.
 """
 
@@ -127,6 +128,9 @@ class Agent:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._runs: dict[str, StepRun] = {}
         self._poll_ids: dict[str, StepRun] = {}
+        #: Scheduler ids the backend reported changed since the last poll; None entries: poll them all.
+        self._changed_ids: set[str] = set()
+        self._poll_everything = False
         self._poll_lock = threading.Lock()
         self._poll_wake = threading.Event()
         self._poll_consumed = threading.Event()
@@ -159,7 +163,7 @@ class Agent:
         Path(self.site.work_root).mkdir(parents=True, exist_ok=True)
         self._store = StateStore(self.config.database_path)
         self._outbox = OutboxReader(self.config.database_path)
-        self.scheduler.state_changed = self._poll_wake.set
+        self.scheduler.state_changed = self._state_changed
         self._publisher = StatusPublisher(
             self.config.amqp_url, self.config.amqp_prefix, self.site.name,
             read_batch=self._outbox.unsent, mark_sent=self._outbox.mark_sent, heartbeat=self.heartbeat,
@@ -715,6 +719,18 @@ class Agent:
     def _watch(self, run: StepRun) -> None:
         with self._poll_lock:
             self._poll_ids[run.scheduler_id] = run
+            changed = run.scheduler_id in self._changed_ids
+        if changed:  # its change arrived before the engine watched it (a step that ended at once)
+            self._poll_wake.set()
+
+    def _state_changed(self, ids: Any = None) -> None:
+        """The backend's callback (see ``SchedulerBackend.state_changed``)."""
+        with self._poll_lock:
+            if ids is None:
+                self._poll_everything = True
+            else:
+                self._changed_ids.update(ids)
+        self._poll_wake.set()
 
     def _unwatch(self, run: StepRun) -> None:
         if run.scheduler_id:
@@ -722,15 +738,34 @@ class Agent:
                 if self._poll_ids.get(run.scheduler_id) is run:
                     del self._poll_ids[run.scheduler_id]
 
+    def _poll_targets(self, cycle_due: bool) -> list[str]:
+        """The ids to poll now: all watched ones once per cycle (or when the backend asks), else the
+        watched ones the backend named as changed (the others stay pending until watched)."""
+        with self._poll_lock:
+            if cycle_due or self._poll_everything:
+                self._poll_everything = False
+                self._changed_ids.clear()
+                return list(self._poll_ids)
+            ids = [i for i in self._changed_ids if i in self._poll_ids]
+            self._changed_ids.difference_update(ids)
+            if len(self._changed_ids) > 10_000:
+                self._changed_ids.clear()  # ids of attempts that ended otherwise: the next cycle covers all
+            return ids
+
     def _poller(self) -> None:
         delay = 0.0
+        next_cycle = 0.0
         while not self._stopping.is_set():
-            self._poll_wake.wait(timeout=max(delay, self.site.poll_interval))
+            self._poll_wake.wait(timeout=max(delay, min(self.site.poll_interval,
+                                                        max(0.0, next_cycle - time.monotonic()))))
             self._poll_wake.clear()
             if self._stopping.is_set():
                 return
-            with self._poll_lock:
-                ids = list(self._poll_ids)
+            now = time.monotonic()
+            cycle_due = now >= next_cycle
+            ids = self._poll_targets(cycle_due)
+            if cycle_due:
+                next_cycle = now + max(delay, self.site.poll_interval)
             if not ids:
                 continue
             started = time.time()

@@ -122,7 +122,9 @@ class SchedulerBackend(ABC):
 
     #: Set by the agent: a backend that learns of a state change between polls (a local process
     #: ended) may call it so the agent polls at once instead of waiting for the next cycle. Optional.
-    state_changed: Callable[[], None] | None = None
+    #: ``state_changed()`` asks for a poll of every active job; ``state_changed(ids)`` names the jobs
+    #: that changed, and the agent polls just those (cheap when thousands are active).
+    state_changed: Callable[..., None] | None = None
 
     def __init__(self, site: SiteProfile) -> None:
         self.site = site

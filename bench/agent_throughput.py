@@ -91,6 +91,9 @@ def main() -> int:
     parser.add_argument("--steps", type=int, default=3000)
     parser.add_argument("--rate", type=float, default=150.0)
     parser.add_argument("--latency-steps", type=int, default=1500)
+    parser.add_argument("--work-root", type=Path, default=None,
+                        help="directory for the steps' working directories (default: in the agent's state "
+                             "directory, on disk; e.g. /dev/shm to leave the disk's file creation out)")
     args = parser.parse_args()
     print(speed_line("machine before"))
     prefix = f"bench{uuid.uuid4().hex[:8]}"
@@ -99,7 +102,9 @@ def main() -> int:
     collector = Collector(args.amqp_url, prefix)
     agent = Agent(AgentConfig(site_name="local", amqp_url=args.amqp_url, amqp_prefix=prefix, state_dir=state,
                               load_entry_points=False,
-                              site={"allowed_exec_dir": os.path.dirname(true), "poll_interval": 0.05}))
+                              site={"allowed_exec_dir": os.path.dirname(true), "poll_interval": 0.05,
+                                    **({"work_root": str(Path(tempfile.mkdtemp(dir=args.work_root)))}
+                                       if args.work_root else {})}))
     agent.start()
     agent.wait_connected()
     conn = pika.BlockingConnection(pika.URLParameters(args.amqp_url))
@@ -149,6 +154,9 @@ def main() -> int:
         conn.close()
         delete_prefix(args.amqp_url, prefix, [f"{prefix}.assign.local", f"{prefix}.status"])
         shutil.rmtree(state, ignore_errors=True)
+        work_root = agent.site.work_root
+        if args.work_root and work_root:
+            shutil.rmtree(work_root, ignore_errors=True)
     print(speed_line("machine after"))
     return 0
 

@@ -256,6 +256,9 @@ def main() -> int:
     parser.add_argument("--amqp-url", default=DEFAULT_AMQP_URL)
     parser.add_argument("--relay", choices=RELAY_MODES, default="process",
                         help="where the server runs its outbox relay (the server's 'relay' setting)")
+    parser.add_argument("--work-root", type=Path, default=None,
+                        help="directory for the steps' working directories (default: in the benchmark's state "
+                             "directory, on disk; e.g. /dev/shm to leave the disk's file creation out)")
     parser.add_argument("--report-linger", type=float, default=None,
                         help="the agent's report_linger setting in seconds (default: the agent's default)")
     args = parser.parse_args()
@@ -272,8 +275,9 @@ def main() -> int:
         stack.start_server()
         tap = StatusTap(args.amqp_url, prefix)
         assign_tap = AssignTap(args.amqp_url, prefix, "local")
+        work_root = Path(tempfile.mkdtemp(dir=args.work_root)) if args.work_root else state / "work"
         config = stack.write_agent_config("local", site_options={"allowed_exec_dir": str(site_bin),
-                                                                 "work_root": str(state / "work")})
+                                                                 "work_root": str(work_root)})
         if args.report_linger is not None:
             with config.open("a") as handle:
                 handle.write(f"report_linger: {args.report_linger}\n")
@@ -328,6 +332,7 @@ def main() -> int:
                              if s in published and s in tap.accepted]))
         channel.close()
     shutil.rmtree(state, ignore_errors=True)
+    shutil.rmtree(work_root, ignore_errors=True)
     print(speed_line("machine after"))
     return 0
 

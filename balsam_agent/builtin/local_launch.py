@@ -87,18 +87,23 @@ def read_exit(marker: str) -> int | None:
         return None
 
 
-def launch(marker: str, argv: Sequence[str], *, cwd: str, stdout: str, stderr: str,
-           env: Mapping[str, str], wall_minutes: float = 0.0) -> tuple[int, int]:
-    """Claims the attempt, starts ``argv`` detached and returns (pid, start ticks).
-
-    Raises :class:`Claimed` if the attempt was claimed before, and OSError (with the claim removed, so
-    nothing is left half-done) if the output files cannot be opened or the program cannot be started.
-    Changes this process's working directory (the spawner is single-threaded)."""
+def claim(marker: str) -> int:
+    """Creates the claim of an attempt exclusively and returns its open descriptor; raises
+    :class:`Claimed` if the attempt was claimed before."""
     try:
-        claim = os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+        return os.open(marker, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
     except FileExistsError:
         held = read_claim(marker)
         raise Claimed(held[0] if held else None) from None
+
+
+def start_claimed(claim_fd: int, marker: str, argv: Sequence[str], *, cwd: str, stdout: str, stderr: str,
+                  env: Mapping[str, str], wall_minutes: float = 0.0) -> tuple[int, int]:
+    """Starts ``argv`` detached for a claimed attempt, writes the claim and returns (pid, start ticks).
+
+    Closes ``claim_fd``. Raises OSError (with the claim removed, so nothing is left half-done) if the
+    output files cannot be opened or the program cannot be started. Changes this process's working
+    directory: call it from one thread only."""
     try:
         out = os.open(stdout, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o644)
         try:
@@ -115,13 +120,20 @@ def launch(marker: str, argv: Sequence[str], *, cwd: str, stdout: str, stderr: s
         finally:
             os.close(out)
         start = proc_start_ticks(pid) or 0
-        os.write(claim, f"{pid} {float(wall_minutes):g} {start}\n".encode())
+        os.write(claim_fd, f"{pid} {float(wall_minutes):g} {start}\n".encode())
     except BaseException:
-        os.close(claim)
+        os.close(claim_fd)
         os.unlink(marker)
         raise
-    os.close(claim)
+    os.close(claim_fd)
     return pid, start
+
+
+def launch(marker: str, argv: Sequence[str], *, cwd: str, stdout: str, stderr: str,
+           env: Mapping[str, str], wall_minutes: float = 0.0) -> tuple[int, int]:
+    """:func:`claim`, then :func:`start_claimed`."""
+    return start_claimed(claim(marker), marker, argv, cwd=cwd, stdout=stdout, stderr=stderr, env=env,
+                         wall_minutes=wall_minutes)
 
 
 def exit_code_of(result: os.waitid_result) -> int:

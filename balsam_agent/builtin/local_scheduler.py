@@ -119,7 +119,7 @@ def parse_scheduler_id(scheduler_id: str) -> tuple[int, int, str]:
 class ExitWatcher:
     """One thread waiting on the pidfds of many processes and on the spawners' event pipes; calls
     ``on_event(pid, code)`` for each exit event, ``on_closed(fd)`` when an event pipe ends (its spawner
-    is gone), and ``notify()`` after anything ended."""
+    is gone), and ``notify()`` after a watched pid ended or a spawner went away."""
 
     def __init__(self) -> None:
         self.notify: object = None
@@ -191,7 +191,7 @@ class ExitWatcher:
             event = json.loads(line)
             if callable(self.on_event):
                 self.on_event(event["pid"], event["code"])
-        return bool(lines)
+        return False
 
     def close(self) -> None:
         """Stops the thread (the watched processes are not touched)."""
@@ -220,6 +220,8 @@ class LocalScheduler(SchedulerBackend):
         self.kill_grace = float(site.options.get("kill_grace", 5))
         #: Steps this process's spawners started and their exit codes once reported (None: running).
         self._launched: dict[int, int | None] = {}
+        #: Scheduler ids of those steps, to name them when they end.
+        self._ids: dict[int, str] = {}
         self._followed: set[int] = set()
         self._wall: dict[str, float] = {}
         self._lock = threading.Lock()
@@ -229,15 +231,21 @@ class LocalScheduler(SchedulerBackend):
         self._watcher.on_closed = self._on_spawner_gone
         self.spawner = SpawnerClient(self._watcher.watch_events)
 
-    def _changed(self) -> None:
+    def _changed(self, ids: list[str] | None = None) -> None:
         callback = self.state_changed
         if callback is not None:
-            callback()
+            if ids is None:
+                callback()
+            else:
+                callback(ids)
 
     def _on_exit(self, pid: int, code: int) -> None:
         # Recorded even before submit() has registered the pid: a quick step's end can arrive first.
         with self._lock:
             self._launched[pid] = code
+            scheduler_id = self._ids.pop(pid, None)
+        if scheduler_id is not None:
+            self._changed([scheduler_id])
 
     def _on_spawner_gone(self, _fd: int) -> None:
         """A spawner died (or ended): its steps still running are followed through /proc from now on."""
@@ -245,6 +253,7 @@ class LocalScheduler(SchedulerBackend):
             orphans = [pid for pid, code in self._launched.items() if code is None and not self._spawner_owns(pid)]
             for pid in orphans:
                 del self._launched[pid]
+                self._ids.pop(pid, None)
         for pid in orphans:
             self._watcher.watch(pid)
 
@@ -311,10 +320,14 @@ class LocalScheduler(SchedulerBackend):
                                      transient=False)
             return holder
         pid = int(answer["pid"])
+        scheduler_id = f"{pid}:{answer['start']}:{spec.job_name}"
         with self._lock:
-            if pid not in self._launched:
-                self._launched[pid] = None
-        return f"{pid}:{answer['start']}:{spec.job_name}"
+            ended = self._launched.setdefault(pid, None) is not None
+            if not ended:
+                self._ids[pid] = scheduler_id
+        if ended:
+            self._changed([scheduler_id])
+        return scheduler_id
 
     def find_by_name(self, job_name: str) -> str | None:
         """Finds the launch of this step attempt (after an agent crash): the one that claimed it."""
@@ -483,9 +496,12 @@ class LocalScheduler(SchedulerBackend):
 
     def cancel(self, scheduler_id: str) -> None:
         """SIGTERM to the step's process group, SIGKILL after the grace period."""
-        _, _, job_name = parse_scheduler_id(scheduler_id)
+        pid, _, job_name = parse_scheduler_id(scheduler_id)
         self._path(job_name, "cancelled").touch()
         self._kill_group(self._running_pid(scheduler_id), grace=self.kill_grace)
+        with self._lock:  # the agent does not poll a cancelled attempt again
+            self._launched.pop(pid, None)
+            self._ids.pop(pid, None)
 
     def hold(self, scheduler_id: str) -> None:
         """Pauses the step's process group (SIGSTOP)."""

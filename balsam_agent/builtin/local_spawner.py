@@ -21,6 +21,8 @@ Protocol, one JSON object per line:
 from __future__ import annotations
 
 import argparse
+import collections
+import concurrent.futures
 import contextlib
 import json
 import os
@@ -32,13 +34,18 @@ import threading
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from balsam_agent.builtin.local_launch import Claimed, exit_code_of, launch, record_exit
+from balsam_agent.builtin.local_launch import Claimed, claim, exit_code_of, record_exit, start_claimed
 
 
 def _write_all(fd: int, data: bytes) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view):]
+
+
+#: Threads that create claims: file creation is slow on some file systems (hundreds of microseconds
+#: of kernel time) and cheaper per file when several run at once; the spawns themselves stay in order.
+CLAIM_THREADS = 8
 
 
 class _Spawner:
@@ -48,6 +55,7 @@ class _Spawner:
         #: pid -> claim file of every running step.
         self.children: dict[int, str] = {}
         self.agent_gone = False
+        self.claims = concurrent.futures.ThreadPoolExecutor(CLAIM_THREADS, thread_name_prefix="claim")
 
     def serve(self) -> None:
         wake_read, wake_write = os.pipe()
@@ -69,25 +77,27 @@ class _Spawner:
                     poller.unregister(self.requests)
                     continue
                 *lines, pending = (pending + chunk).split(b"\n")
-                replies = b"".join(self._reply(line) for line in lines)
-                self._send(self.replies, replies)
+                self._serve_batch([json.loads(line) for line in lines])
             self._reap()
 
-    def _reply(self, line: bytes) -> bytes:
-        request: dict[str, Any] = json.loads(line)
-        try:
-            pid, start = launch(request["marker"], request["argv"], cwd=request["cwd"], stdout=request["stdout"],
-                                stderr=request["stderr"], env={**self.env, **request["env"]},
-                                wall_minutes=request["wall"])
-        except Claimed as claimed:
-            answer: dict[str, Any] = {"claimed": claimed.holder}
-        except OSError as exc:
-            where = f" {exc.filename}" if exc.filename else ""
-            answer = {"error": f"cannot start {request['argv'][0]}:{where} {exc.strerror or exc}"}
-        else:
-            self.children[pid] = request["marker"]
-            answer = {"pid": pid, "start": start}
-        return json.dumps(answer).encode() + b"\n"
+    def _serve_batch(self, requests: list[dict[str, Any]]) -> None:
+        """Claims every attempt of the batch at once, then starts them and answers in request order."""
+        claims = [self.claims.submit(claim, request["marker"]) for request in requests]
+        for request, claimed in zip(requests, claims, strict=True):
+            try:
+                pid, start = start_claimed(
+                    claimed.result(), request["marker"], request["argv"], cwd=request["cwd"],
+                    stdout=request["stdout"], stderr=request["stderr"], env={**self.env, **request["env"]},
+                    wall_minutes=request["wall"])
+            except Claimed as taken:
+                answer: dict[str, Any] = {"claimed": taken.holder}
+            except OSError as exc:
+                where = f" {exc.filename}" if exc.filename else ""
+                answer = {"error": f"cannot start {request['argv'][0]}:{where} {exc.strerror or exc}"}
+            else:
+                self.children[pid] = request["marker"]
+                answer = {"pid": pid, "start": start}
+            self._send(self.replies, json.dumps(answer).encode() + b"\n")
 
     def _reap(self) -> None:
         """Records the exit of every ended step, then reaps it (the order lets a reader trust a zombie)."""
@@ -112,36 +122,96 @@ class _Spawner:
             self.agent_gone = True  # the agent died: keep recording exits for the next one
 
 
+class _Pending:
+    __slots__ = ("process", "answer")
+
+    def __init__(self, process: subprocess.Popen[bytes]) -> None:
+        self.process = process
+        #: The reply, or None while waiting, or False when the spawner died first.
+        self.answer: dict[str, Any] | bool | None = None
+
+
 class SpawnerClient:
     """The agent's side: starts the spawner on first use and asks it to launch steps.
 
-    Safe to call from several threads (one request at a time). ``on_started(events_fd)`` is called with
-    the events pipe of each spawner it starts; the caller reads that pipe (and closes it at its end)."""
+    Thread-safe and pipelined: callers write their requests one after the other and do not wait for
+    earlier replies, so the spawner sees the requests of concurrent submits together (and creates
+    their claims at once). Replies come in request order; whichever waiting caller is free reads the
+    next one and hands it to its owner. ``on_started(events_fd)`` is called with the events pipe of
+    each spawner it starts; the caller reads that pipe (and closes it at its end)."""
 
     def __init__(self, on_started: Callable[[int], None]) -> None:
         self._on_started = on_started
-        self._lock = threading.Lock()
+        self._write_lock = threading.RLock()
+        self._cond = threading.Condition()
+        self._waiting: collections.deque[_Pending] = collections.deque()
+        self._reading = False
         self._process: subprocess.Popen[bytes] | None = None
 
     def launch(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Sends one launch request and returns the reply (see the module documentation)."""
         line = json.dumps(request).encode() + b"\n"
-        with self._lock:
-            for _ in range(2):
-                process = self._process if self._process is not None else self._start()
-                assert process.stdin is not None and process.stdout is not None
-                try:
-                    process.stdin.write(line)
-                    process.stdin.flush()
-                    reply = process.stdout.readline()
-                except BrokenPipeError:
-                    reply = b""
-                if reply:
-                    answer: dict[str, Any] = json.loads(reply)
-                    return answer
-                # The spawner died. Asking a new one is safe: a launch the old one made holds the claim.
-                self._forget()
+        for _ in range(2):
+            pending = self._send(line)
+            answer = self._wait(pending)
+            if isinstance(answer, dict):
+                return answer
+            # The spawner died. Asking a new one is safe: a launch it made before dying holds the claim.
         raise OSError("the local spawner exited without answering")
+
+    def _send(self, line: bytes) -> _Pending:
+        with self._write_lock:
+            process = self._process if self._process is not None else self._start()
+            pending = _Pending(process)
+            with self._cond:
+                self._waiting.append(pending)
+            try:
+                assert process.stdin is not None
+                process.stdin.write(line)
+                process.stdin.flush()
+            except (BrokenPipeError, ValueError):
+                self._lost(process)
+        return pending
+
+    def _wait(self, pending: _Pending) -> dict[str, Any] | bool:
+        with self._cond:
+            while pending.answer is None:
+                if self._reading:
+                    self._cond.wait()
+                    continue
+                head = self._waiting[0]
+                self._reading = True
+                self._cond.release()
+                try:
+                    assert head.process.stdout is not None
+                    reply = head.process.stdout.readline()
+                except (OSError, ValueError):
+                    reply = b""
+                finally:
+                    self._cond.acquire()
+                    self._reading = False
+                if reply:
+                    if self._waiting and self._waiting[0] is head:
+                        self._waiting.popleft().answer = json.loads(reply)
+                    self._cond.notify_all()
+                else:
+                    self._cond.release()
+                    try:
+                        self._lost(head.process)
+                    finally:
+                        self._cond.acquire()
+            return pending.answer
+
+    def _lost(self, process: subprocess.Popen[bytes]) -> None:
+        """The spawner ``process`` died: every request still waiting for it gets no answer."""
+        with self._write_lock:
+            if self._process is process:
+                self._forget()
+        with self._cond:
+            for waiting in [w for w in self._waiting if w.process is process]:
+                waiting.answer = False
+                self._waiting.remove(waiting)
+            self._cond.notify_all()
 
     def _start(self) -> subprocess.Popen[bytes]:
         events_read, events_write = os.pipe()
@@ -175,7 +245,7 @@ class SpawnerClient:
 
     def close(self) -> None:
         """Closes the request pipe: the spawner exits once its running steps have ended."""
-        with self._lock:
+        with self._write_lock:
             self._forget()
 
 

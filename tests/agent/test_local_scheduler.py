@@ -217,3 +217,33 @@ def test_an_attempt_launched_by_an_earlier_version_reports_its_exit_code(schedul
     (scheduler.registry / "current.pid").write_text(f"{gone} 5 77\nexit 0\n")
     current = scheduler.find_by_name("current")
     assert current is not None and scheduler.poll([current])[current].state is SchedulerState.COMPLETED
+
+
+def test_concurrent_submits_each_start_their_step_once(scheduler: LocalScheduler, tmp_path: Path) -> None:
+    """Submits from many worker threads share the spawner (requests pipelined, claims made together)."""
+    import concurrent.futures
+
+    specs = [_spec(tmp_path, f"c{i}", ["sh", "-c", f"echo {i} >> count.txt; exit {i % 3}"]) for i in range(24)]
+    with concurrent.futures.ThreadPoolExecutor(12) as pool:
+        ids = list(pool.map(scheduler.submit, specs))
+    assert len({parse_scheduler_id(i)[0] for i in ids}) == len(specs)
+    for i, (spec, scheduler_id) in enumerate(zip(specs, ids, strict=True)):
+        final = _wait_final(scheduler, scheduler_id)
+        assert final.exit_code == i % 3, (scheduler_id, final)
+        assert (spec.workdir / "count.txt").read_text() == f"{i}\n"
+
+
+def test_a_killed_spawner_is_replaced_and_its_orphans_are_followed(scheduler: LocalScheduler, tmp_path: Path) -> None:
+    spec = _spec(tmp_path, "orphan", ["sh", "-c", "sleep 0.6"])
+    scheduler_id = scheduler.submit(spec)
+    spawner = scheduler.spawner.pid
+    assert spawner is not None
+    os.kill(spawner, signal.SIGKILL)
+    # The step runs on, reparented; its end is noticed, but nobody recorded its exit code.
+    assert scheduler.poll([scheduler_id])[scheduler_id].state is SchedulerState.RUNNING
+    final = _wait_final(scheduler, scheduler_id)
+    assert (final.state, final.native_state) == (SchedulerState.FAILED, "lost")
+    # The next submit starts a new spawner.
+    again = scheduler.submit(_spec(tmp_path, "after", ["true"]))
+    assert scheduler.spawner.pid not in (None, spawner)
+    assert _wait_final(scheduler, again).state is SchedulerState.COMPLETED
