@@ -49,3 +49,20 @@ def test_retention_days_is_checked(tmp_path: Path) -> None:
         else:
             raise AssertionError(f"retention_days={bad!r} was accepted")
     assert AgentConfig.from_mapping("local", {"retention_days": 30}).retention_days == 30
+
+
+def _accepted_to_succeeded(harness, job_id: str) -> float:
+    step = harness.assign(job_id=job_id, executable="true")
+    harness.reports.wait_state(step, "ACCEPTED", timeout=5)
+    accepted = time.monotonic()
+    harness.reports.wait_state(step, "SUCCEEDED", timeout=10)
+    return time.monotonic() - accepted
+
+
+def test_report_linger_holds_later_updates_together(local_agent) -> None:
+    """After a quiet spell an update goes at once; updates within ``report_linger`` of the last status
+    message wait and travel together in the next one."""
+    lingering = local_agent(report_linger=1.0)
+    assert _accepted_to_succeeded(lingering, "slow") > 0.7
+    lingering.agent.stop()  # the next agent consumes the same queue
+    assert _accepted_to_succeeded(local_agent(report_linger=0.0), "quick") < 0.7
