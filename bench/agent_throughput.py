@@ -95,7 +95,7 @@ def main() -> int:
                         help="directory for the steps' working directories (default: in the agent's state "
                              "directory, on disk; e.g. /dev/shm to leave the disk's file creation out)")
     args = parser.parse_args()
-    print(speed_line("machine before"))
+    print(speed_line("machine before", str(args.work_root or tempfile.gettempdir())))
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     state = Path(tempfile.mkdtemp(prefix="agent-bench-"))
     true = os.path.realpath(shutil.which("true") or "/bin/true")

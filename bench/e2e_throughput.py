@@ -269,9 +269,9 @@ def main() -> int:
     parser.add_argument("--report-linger", type=float, default=None,
                         help="the agent's report_linger setting in seconds (default: the agent's default)")
     args = parser.parse_args()
-    print(speed_line("machine before"))
-
     state = Path(tempfile.mkdtemp(prefix="argo-bench-"))
+    print(speed_line("machine before", str(args.work_root or state)))
+
     site_bin = state / "site-bin"
     site_bin.mkdir()
     program = site_bin / "noop"
