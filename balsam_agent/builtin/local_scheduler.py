@@ -14,7 +14,7 @@ Decisions (documented for users in ``the README's "Plugin hooks" section``):
   ended; see :mod:`balsam_agent.builtin.local_launch`). The claim is the authority: after a crash the agent
   finds the launch through ``.pid``, and a second submit of a claimed attempt returns the claim
   holder's id instead of starting anything, so an attempt runs once.
-- **Walltime**: enforced at each poll, from the launcher's start time in ``/proc``; an overrun kills
+- **Walltime**: enforced at each poll, from the step's start time in ``/proc``; an overrun kills
   the process group and reports FAILED "walltime of N min exceeded". Site option
   ``seconds_per_wall_minute`` (default 60) scales it for tests.
 - **Hold/release**: SIGSTOP / SIGCONT of the process group (the program is paused, not requeued; its
