@@ -29,10 +29,14 @@ def test_confirmed_updates_and_ended_attempts_past_retention_are_deleted(local_a
     running = harness.assign(job_id="running", executable="sleep", args=["4"])
     harness.reports.wait_state(running, "RUNNING")
     time.sleep(2.0)
-    # The next batch of the engine purges: the old attempt and its envelopes go, the running one stays.
+    # A batch of the engine once the purge is due (at most a second apart here; the running step's polls
+    # make batches): the old attempt and its envelopes go, the running one stays.
     new = harness.assign(job_id="new", executable="true")
     harness.reports.wait_state(new, "SUCCEEDED")
-    assert _count(database, "SELECT COUNT(*) FROM steps WHERE step_id = ?", old) == 0
+    deadline = time.monotonic() + 10
+    while _count(database, "SELECT COUNT(*) FROM steps WHERE step_id = ?", old):
+        assert time.monotonic() < deadline, "the ended attempt was not purged"
+        time.sleep(0.05)
     assert _count(database, "SELECT COUNT(*) FROM envelopes WHERE step_id = ?", old) == 0
     assert _count(database, "SELECT COUNT(*) FROM steps WHERE step_id = ?", running) == 1
     assert _count(database, "SELECT COUNT(*) FROM envelopes WHERE step_id = ?", running) == 1
@@ -52,6 +56,7 @@ def test_retention_days_is_checked(tmp_path: Path) -> None:
 
 
 def _accepted_to_succeeded(harness, job_id: str) -> float:
+    """Seconds between the arrivals of a step's ACCEPTED and SUCCEEDED reports."""
     step = harness.assign(job_id=job_id, executable="true")
     harness.reports.wait_state(step, "ACCEPTED", timeout=5)
     accepted = time.monotonic()
@@ -63,6 +68,8 @@ def test_report_linger_holds_later_updates_together(local_agent) -> None:
     """After a quiet spell an update goes at once; updates within ``report_linger`` of the last status
     message wait and travel together in the next one."""
     lingering = local_agent(report_linger=1.0)
-    assert _accepted_to_succeeded(lingering, "slow") > 0.7
-    lingering.agent.stop()  # the next agent consumes the same queue
-    assert _accepted_to_succeeded(local_agent(report_linger=0.0), "quick") < 0.7
+    assert _accepted_to_succeeded(lingering, "slow") > 0.7  # its first report after a quiet spell
+    lingering.agent.stop()  # the next agent consumes the same queue, and reports to the same collector
+    quick = local_agent(report_linger=0.0, reports=lingering.reports)
+    _accepted_to_succeeded(quick, "warm")  # starts the agent's spawner
+    assert _accepted_to_succeeded(quick, "quick") < 0.7
