@@ -3,10 +3,12 @@ records how they end.
 
 Why a process of its own: the steps must outlive the agent (a restarted agent re-attaches to them) and
 their exit codes must be recorded even while no agent runs. The spawner is the steps' parent: it waits
-for them and records each exit code in the step's claim itself (:mod:`balsam_agent.builtin.local_launch`), so no shell
-or wrapper process runs beside each step, and the agent does not fork at all. It runs in a session of
-its own (a Ctrl-C at the agent's terminal does not reach it) and exits once the agent has closed its
-request pipe and the last step it started has ended.
+for them and records each exit code in the step's claim itself
+(:mod:`balsam_agent.builtin.local_launch`), so no shell or wrapper process runs beside each step, and
+the agent does not fork at all. It runs in a session of its own (a Ctrl-C at the agent's terminal does
+not reach it) and exits once the agent has closed its request pipe and the last step it started has
+ended. If it is killed, the steps it started run on, but their exit codes are lost (the agent then
+reports them FAILED, "ended without an exit code").
 
 Protocol, one JSON object per line:
 
@@ -49,6 +51,8 @@ CLAIM_THREADS = 8
 
 
 class _Spawner:
+    """The spawner's loop: requests in, replies and exit events out, one thread (the claims aside)."""
+
     def __init__(self, requests: int, replies: int, events: int) -> None:
         self.requests, self.replies, self.events = requests, replies, events
         self.env = dict(os.environ)
