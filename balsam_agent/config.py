@@ -52,7 +52,7 @@ class AgentConfig:
     #: them a re-delivered envelope of that attempt is recognised as a duplicate.
     retention_days: float = 7.0
     #: Least seconds between two status messages: under load, the updates of this long travel together.
-    report_linger: float = 0.02
+    report_linger: float = 0.05
     #: Field overrides of the site profile (or a whole profile when no plugin offers the site).
     site: Mapping[str, Any] = field(default_factory=dict)
     #: Load external plugins from the ``balsam`` entry-point group.
