@@ -128,7 +128,8 @@ class Agent:
         self._inbox: queue.SimpleQueue[Any] = queue.SimpleQueue()
         self._runs: dict[str, StepRun] = {}
         self._poll_ids: dict[str, StepRun] = {}
-        #: Scheduler ids the backend reported changed since the last poll; None entries: poll them all.
+        #: Scheduler ids the backend reported changed since the last poll (``_poll_everything``: it asked
+        #: for a poll of all of them).
         self._changed_ids: set[str] = set()
         self._poll_everything = False
         self._poll_lock = threading.Lock()

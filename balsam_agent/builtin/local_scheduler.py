@@ -386,12 +386,13 @@ class LocalScheduler(SchedulerBackend):
                 self._launched.pop(pid, None)
             return None, "X", 0
         stat = _proc_stat(pid)
-        if stat is not None and (stat[1] == start if start else self._is_launch_of(pid, stat[1], job_name)):
-            if stat[0] not in ("Z", "X"):
-                return pid, stat[0], stat[1]
-            if self._exit_code(job_name) is None and _recorded_by_parent(stat[2]):
-                return pid, "R", stat[1]
-        if self._exit_code(job_name) is not None:
+        same = stat is not None and (stat[1] == start if start else self._is_launch_of(pid, stat[1], job_name))
+        if stat is not None and same and stat[0] not in ("Z", "X"):
+            return pid, stat[0], stat[1]
+        recorded = self._exit_code(job_name)
+        if stat is not None and same and recorded is None and _recorded_by_parent(stat[2]):
+            return pid, "R", stat[1]
+        if recorded is not None:
             return None, "X", 0
         holder = self._claim_holder(job_name)
         if holder is not None and holder != pid:
@@ -412,12 +413,14 @@ class LocalScheduler(SchedulerBackend):
                 pid, start, job_name = parse_scheduler_id(scheduler_id)
             except ValueError:
                 continue
+            with self._lock:
+                reported = self._launched.get(pid)  # the exit code the spawner sent, once it ended
             running, letter, ticks = self._alive(pid, start, job_name)
             if running is not None:
                 result[scheduler_id] = self._living_status(scheduler_id, running, job_name, letter,
                                                            now - ticks / _CLOCK_TICKS)
             else:
-                result[scheduler_id] = self._ended_status(scheduler_id, job_name)
+                result[scheduler_id] = self._ended_status(scheduler_id, job_name, reported)
         return result
 
     def _living_status(self, scheduler_id: str, pid: int, job_name: str, letter: str,
@@ -439,18 +442,21 @@ class LocalScheduler(SchedulerBackend):
                                   reason=f"walltime of {wall:g} min exceeded", native_state="walltime",
                                   timed_out=True)
 
-    def _ended_status(self, scheduler_id: str, job_name: str) -> SchedulerJobStatus:
-        status = self._final_status(scheduler_id, job_name)
+    def _ended_status(self, scheduler_id: str, job_name: str, exit_code: int | None = None) -> SchedulerJobStatus:
+        status = self._final_status(scheduler_id, job_name, exit_code)
         self._wall.pop(job_name, None)  # the caches hold active attempts only
         return status
 
-    def _final_status(self, scheduler_id: str, job_name: str) -> SchedulerJobStatus:
+    def _final_status(self, scheduler_id: str, job_name: str, exit_code: int | None = None) -> SchedulerJobStatus:
+        """The status of an ended attempt; ``exit_code``: when already known (the spawner's event), else
+        read from the claim."""
         if self._path(job_name, "walltime").exists():
             return self._timeout_status(scheduler_id, self._wall_minutes(job_name))
         if self._path(job_name, "cancelled").exists():
             return SchedulerJobStatus(scheduler_id, SchedulerState.CANCELLED, reason="cancelled",
                                       native_state="cancelled")
-        exit_code = self._exit_code(job_name)
+        if exit_code is None:
+            exit_code = self._exit_code(job_name)
         if exit_code == 0:
             return SchedulerJobStatus(scheduler_id, SchedulerState.COMPLETED, exit_code=0, native_state="exited")
         if exit_code is None:
