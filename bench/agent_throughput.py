@@ -94,6 +94,9 @@ def main() -> int:
     parser.add_argument("--work-root", type=Path, default=None,
                         help="directory for the steps' working directories (default: in the agent's state "
                              "directory, on disk; e.g. /dev/shm to leave the disk's file creation out)")
+    parser.add_argument("--report-linger", type=float, default=None,
+                        help="the agent's report_linger in seconds (default: the agent's default); the latencies "
+                             "here are times of arrival of the reports, which the linger delays under load")
     args = parser.parse_args()
     print(speed_line("machine before", str(args.work_root or tempfile.gettempdir())))
     prefix = f"bench{uuid.uuid4().hex[:8]}"
@@ -102,6 +105,7 @@ def main() -> int:
     collector = Collector(args.amqp_url, prefix)
     agent = Agent(AgentConfig(site_name="local", amqp_url=args.amqp_url, amqp_prefix=prefix, state_dir=state,
                               load_entry_points=False,
+                              **({} if args.report_linger is None else {"report_linger": args.report_linger}),
                               site={"allowed_exec_dir": os.path.dirname(true), "poll_interval": 0.05,
                                     **({"work_root": str(Path(tempfile.mkdtemp(dir=args.work_root)))}
                                        if args.work_root else {})}))
