@@ -87,7 +87,7 @@ class ServerProcess:
 
     def _relay(self) -> OutboxRelay | RelayChild:
         if self.config.relay == "process":
-            return RelayChild(self.config)
+            return RelayChild(self.config, self.db)
         return OutboxRelay.from_config(self.db, self.config)
 
     def start(self) -> int:

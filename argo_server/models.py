@@ -134,9 +134,11 @@ class OutboxMessage(Base):
     """An AssignmentEnvelope written with the state change that caused it, waiting for the relay.
 
     The relay deletes a row once the broker confirmed the message, so the table holds only what is
-    still to be sent."""
+    still to be sent. On SQLite the id is AUTOINCREMENT, never reused after a delete: ids then grow in
+    commit order, which a relay process relies on to read only what follows its last sent row."""
 
     __tablename__ = "outbox"
+    __table_args__ = {"sqlite_autoincrement": True}
 
     id: Mapped[int] = mapped_column(AutoId, primary_key=True, autoincrement=True)
     site: Mapped[str] = mapped_column(String(128))

@@ -73,10 +73,24 @@ def claim_batch(connection: Connection, limit: int, skip_locked: bool) -> list[P
             for row in connection.execute(query, {"limit": limit})]
 
 
+def rows_after(connection: Connection, last_id: int, limit: int) -> list[PendingMessage]:
+    """The oldest rows with an id above ``last_id``: what a relay that sent every row up to ``last_id``
+    has still to send. Only on SQLite, where ids grow in commit order (one writer, AUTOINCREMENT)."""
+    return [PendingMessage(row.id, row.site, row.message_type, row.body, decode_headers(row.trace_headers))
+            for row in connection.execute(_AFTER, {"last_id": last_id, "limit": limit})]
+
+
+def delete_through(connection: Connection, last_id: int) -> None:
+    """Removes every row up to ``last_id`` (a relay reported them sent)."""
+    connection.execute(_DELETE_THROUGH, {"last_id": last_id})
+
+
 # Built once: the relay runs these for every batch, and building a statement costs more than running it.
 _CLAIM = select(outbox_table).order_by(outbox_table.c.id).limit(bindparam("limit", type_=Integer))
 _CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(skip_locked=True)
+_AFTER = _CLAIM.where(outbox_table.c.id > bindparam("last_id", type_=Integer))
 _DELETE_SENT = delete(outbox_table).where(outbox_table.c.id.in_(bindparam("ids", expanding=True)))
+_DELETE_THROUGH = delete(outbox_table).where(outbox_table.c.id <= bindparam("last_id", type_=Integer))
 
 
 def mark_sent(connection: Connection, ids: Sequence[int]) -> None:

@@ -12,7 +12,10 @@ The parent talks to the child through two pipes:
   never finds a second relay of its own on the same outbox;
 * a wake pipe: every byte is a wake-up, rows were committed. The relay's loop waits on it with
   select(), so a wake-up reaches it with no thread in between (the parent never blocks on it: when the
-  pipe is full a wake-up is already pending).
+  pipe is full a wake-up is already pending);
+* on SQLite, a sent pipe the other way: after each batch the child writes the id of the last row it
+  sent, and the parent deletes the rows up to it under its own write lock, so the server process is the
+  database's only writer (see :mod:`argo_server.relay`).
 
 :class:`RelayChild` has the interface of :class:`~argo_server.relay.OutboxRelay` that the server uses
 (``notify`` and ``loop``), so the server's supervisor restarts a child that dies, with backoff.
@@ -25,14 +28,18 @@ import errno
 import json
 import logging
 import os
+import select
 import signal
 import subprocess
 import sys
 import threading
+import time
 from collections.abc import Callable
 from types import FrameType
 
 from .config import ServerConfig
+from .db import Database
+from .outbox import delete_through
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +47,9 @@ log = logging.getLogger(__name__)
 class RelayChild:
     """Runs the relay of ``config`` in a child process; :meth:`loop` supervises one child's life."""
 
-    def __init__(self, config: ServerConfig, stop_timeout: float = 10.0) -> None:
+    def __init__(self, config: ServerConfig, db: Database, stop_timeout: float = 10.0) -> None:
         self.config = config
+        self.db = db
         self.stop_timeout = stop_timeout
         self.process: subprocess.Popen[bytes] | None = None
         self._wake = -1
@@ -65,23 +73,33 @@ class RelayChild:
         command = [sys.executable, "-m", "argo_server.relay_process"]
         wake_read, wake_write = os.pipe()
         os.set_blocking(wake_write, False)
+        sent_read, sent_write = os.pipe() if self.db.dialect == "sqlite" else (-1, -1)
+        child_fds = (wake_read, sent_write) if sent_write >= 0 else (wake_read,)
         level = logging.getLogger().getEffectiveLevel()
         settings = json.dumps({"config": dataclasses.asdict(self.config), "log_level": level,
-                               "wake_fd": wake_read}).encode() + b"\n"
+                               "wake_fd": wake_read, "sent_fd": sent_write}).encode() + b"\n"
         try:
-            process = subprocess.Popen(command, stdin=subprocess.PIPE, close_fds=True, pass_fds=(wake_read,))
+            process = subprocess.Popen(command, stdin=subprocess.PIPE, close_fds=True, pass_fds=child_fds)
         except BaseException:
             os.close(wake_write)
+            if sent_read >= 0:
+                os.close(sent_read)
             raise
         finally:
-            os.close(wake_read)  # the child's now
+            for fd in child_fds:
+                os.close(fd)  # the child's now
         assert process.stdin is not None
         with self._lock:
             self.process, self._wake = process, wake_write
+        sent = _SentReader(sent_read, self.db) if sent_read >= 0 else None
         try:
             process.stdin.write(settings)  # a child that died at once: BrokenPipeError, then restarted
             process.stdin.flush()
-            while not stop.wait(0.2):
+            while not stop.is_set():
+                if sent is not None:
+                    sent.wait(0.2)
+                elif stop.wait(0.2):
+                    break
                 code = process.poll()
                 if code is not None:
                     raise RuntimeError(f"relay process {process.pid} exited with status {code}")
@@ -100,6 +118,43 @@ class RelayChild:
                             self.stop_timeout)
                 process.kill()
                 process.wait()
+            if sent is not None:
+                sent.close()  # after the child's last report: what it sent before it stopped is deleted
+
+
+class _SentReader:
+    """The parent's end of the sent pipe: deletes the rows up to the last id the child reported."""
+
+    def __init__(self, fd: int, db: Database) -> None:
+        self.fd = fd
+        self.db = db
+        self._partial = b""
+        self._closed = False  # the child closed its end (it is exiting)
+
+    def wait(self, timeout: float) -> None:
+        """Waits up to ``timeout`` for reports, then deletes what they cover in one transaction."""
+        if self._closed:
+            time.sleep(timeout)
+        elif select.select([self.fd], [], [], timeout)[0]:
+            self._drain()
+
+    def _drain(self) -> None:
+        data = self._partial
+        while not self._closed and select.select([self.fd], [], [], 0)[0]:
+            chunk = os.read(self.fd, 65536)
+            self._closed = not chunk
+            data += chunk
+        complete, _, self._partial = data.rpartition(b"\n")
+        if complete:
+            last_id = int(complete.rsplit(b"\n", 1)[-1])  # ids only grow: the last covers the others
+            self.db.run(lambda connection: delete_through(connection, last_id))
+
+    def close(self) -> None:
+        """Applies what is left in the pipe and closes it."""
+        try:
+            self._drain()
+        finally:
+            os.close(self.fd)
 
 
 def _read_until_end(stop: threading.Event, wake: Callable[[], None]) -> None:
@@ -126,7 +181,6 @@ def main() -> int:
     # The parent's Ctrl-C reaches the whole process group: the child stops on end of file instead.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
 
-    from .db import Database
     from .relay import OutboxRelay
     from .supervisor import Supervised
     from .telemetry import configure
@@ -142,6 +196,9 @@ def main() -> int:
     relay = OutboxRelay.from_config(db, config)
     relay.wake_fd = settings["wake_fd"]
     os.set_blocking(relay.wake_fd, False)
+    if settings.get("sent_fd", -1) >= 0:
+        relay.sent_fd = settings["sent_fd"]
+        os.set_blocking(relay.sent_fd, False)
     threading.Thread(target=_read_until_end, args=(stop, relay.notify), name="relay-stdin", daemon=True).start()
     # Broker outages are the in-process relay's business: restarted here, the process keeps running.
     supervised = Supervised("outbox-relay", relay.loop)

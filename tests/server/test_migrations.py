@@ -56,3 +56,45 @@ def test_db_upgrade_command(tmp_path: Path) -> None:
     engine = make_engine(url)
     assert schema_differences(engine) == []
     engine.dispose()
+
+
+def test_sqlite_never_hands_out_an_outbox_id_again(tmp_path: Path) -> None:
+    """A relay process reads the rows after the last id it sent: a deleted id must not come back."""
+    from argo_server.outbox import outbox_table
+    engine = make_engine(f"sqlite:///{tmp_path / 'ids.db'}")
+    try:
+        upgrade(engine)
+        row = {"site": "s", "step_id": "j/0", "message_type": "t", "body": b"", "trace_headers": "",
+               "create_time": 0}
+        with engine.begin() as connection:
+            connection.execute(outbox_table.insert(), [row, row])
+            connection.execute(outbox_table.delete())
+            connection.execute(outbox_table.insert(), [row])
+            assert connection.execute(sa.select(outbox_table.c.id)).scalars().all() == [3]
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_an_sqlite_outbox_keeps_its_rows_and_ids(tmp_path: Path) -> None:
+    from argo_server.outbox import outbox_table
+    engine = make_engine(f"sqlite:///{tmp_path / 'old.db'}")
+    try:
+        upgrade(engine, "0004")
+        with engine.begin() as connection:
+            connection.exec_driver_sql(
+                "INSERT INTO outbox (id, site, step_id, message_type, body, trace_headers, create_time) "
+                "VALUES (7, 's', 'j/0', 't', x'01', '', 5)")
+        upgrade(engine)
+        with engine.begin() as connection:
+            assert [tuple(r) for r in connection.execute(sa.select(outbox_table.c.id, outbox_table.c.body))] \
+                == [(7, b"\x01")]
+            sql = connection.exec_driver_sql("SELECT sql FROM sqlite_master WHERE name = 'outbox'").scalar()
+            assert "AUTOINCREMENT" in sql
+            connection.execute(outbox_table.delete())
+            connection.exec_driver_sql(
+                "INSERT INTO outbox (site, step_id, message_type, body, trace_headers, create_time) "
+                "VALUES ('s', 'j/0', 't', x'02', '', 5)")
+            assert connection.execute(sa.select(outbox_table.c.id)).scalar() == 8
+        assert schema_differences(engine) == []
+    finally:
+        engine.dispose()

@@ -18,7 +18,10 @@ from argobalsam.argo.v1 import argo_service_pb2 as api
 from argobalsam.argo.v1 import argo_service_pb2_grpc
 
 from argo_server.config import ServerConfig
-from argo_server.relay_process import RelayChild
+from argo_server.db import Database
+from argo_server.outbox import pending_count
+from argo_server.relay import OutboxRelay
+from argo_server.relay_process import RelayChild, _SentReader
 
 from .conftest import FakeAgent, RunningServer, one_step_job, start_server, wait_for
 
@@ -57,6 +60,63 @@ def test_the_relay_is_a_child_process_woken_by_every_commit(server: RunningServe
         requests=[api.CreateJobRequest(job=one_step_job()) for _ in range(50)])).jobs
     received = agent.wait_envelopes("local", 50, timeout=30)
     assert sorted(e.step_id for e in received) == sorted(_step_id(job.name) for job in batch)
+
+
+def _outbox_size(running: RunningServer) -> int:
+    with running.process.db.read() as connection:
+        return pending_count(connection)
+
+
+def test_the_server_deletes_what_its_relay_process_reports_sent(server: RunningServer, agent: FakeAgent) -> None:
+    jobs = [server.argo.CreateJob(api.CreateJobRequest(job=one_step_job())).job for _ in range(4)]
+    agent.wait_envelopes("local", 4, timeout=30)
+    wait_for(lambda: _outbox_size(server) == 0, message="outbox emptied by the server")
+    assert len(jobs) == 4
+
+
+def _outbox_rows(db: Database, count: int) -> None:
+    from argo_server.outbox import make_envelope, outbox_row, outbox_table
+    with db.write() as connection:
+        connection.execute(outbox_table.insert(), [
+            outbox_row(make_envelope(f"j{n}/0", 1, 1, "local", 0, {}), 0) for n in range(count)])
+
+
+def test_a_relay_with_a_sent_pipe_writes_nothing_and_reads_only_past_its_last_sent_row(
+        amqp_url: str, amqp_prefix: str, agent: FakeAgent, tmp_path: Path) -> None:
+    import pika
+
+    from argo_server.schema import upgrade
+    db = Database(f"sqlite:///{tmp_path / 'argo.db'}")
+    upgrade(db.engine)
+    relay = OutboxRelay(db, amqp_url, amqp_prefix)
+    sent_read, relay.sent_fd = os.pipe()
+    connection = pika.BlockingConnection(pika.URLParameters(amqp_url))
+    try:
+        channel = connection.channel()
+        channel.tx_select()
+        _outbox_rows(db, 3)
+        assert relay.relay_once(channel, set()) == 3
+        assert relay.relay_once(channel, set()) == 0  # the three rows are still there, but sent
+        with db.read() as reading:
+            assert pending_count(reading) == 3  # the relay deleted nothing
+        _outbox_rows(db, 2)
+        assert relay.relay_once(channel, set()) == 2
+        assert sorted(e.step_id for e in agent.wait_envelopes("local", 5)) == \
+            sorted(["j0/0", "j1/0", "j2/0", "j0/0", "j1/0"])
+        reports = os.read(sent_read, 1000).split()
+        assert [int(line) for line in reports] == [3, 5]
+        # The server's end deletes through the last id reported, and nothing after it.
+        _outbox_rows(db, 1)
+        reader = _SentReader(sent_read, db)
+        os.write(relay.sent_fd, b"2\n5\n")
+        reader.wait(5)
+        with db.read() as reading:
+            assert pending_count(reading) == 1
+        assert relay.relay_once(channel, set()) == 1
+    finally:
+        connection.close()
+        os.close(relay.sent_fd)
+        db.dispose()
 
 
 def test_a_relay_process_that_dies_is_restarted_and_sends_what_was_committed_meanwhile(
