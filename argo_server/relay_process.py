@@ -33,7 +33,6 @@ import signal
 import subprocess
 import sys
 import threading
-import time
 from collections.abc import Callable
 from types import FrameType
 
@@ -95,11 +94,9 @@ class RelayChild:
         try:
             process.stdin.write(settings)  # a child that died at once: BrokenPipeError, then restarted
             process.stdin.flush()
-            while not stop.is_set():
+            while not stop.wait(0.2):
                 if sent is not None:
-                    sent.wait(0.2)
-                elif stop.wait(0.2):
-                    break
+                    sent.drain()
                 code = process.poll()
                 if code is not None:
                     raise RuntimeError(f"relay process {process.pid} exited with status {code}")
@@ -123,7 +120,11 @@ class RelayChild:
 
 
 class _SentReader:
-    """The parent's end of the sent pipe: deletes the rows up to the last id the child reported."""
+    """The parent's end of the sent pipe: deletes the rows up to the last id the child reported.
+
+    It is read every 0.2 s, not at each report: waking a thread of the server for every relay batch
+    cost the server 0.6 ms of CPU per CreateJob at 150 calls/s (one wake-up and one transaction each),
+    while a sent row that stays a little longer costs nothing (the relay reads past it)."""
 
     def __init__(self, fd: int, db: Database) -> None:
         self.fd = fd
@@ -131,14 +132,8 @@ class _SentReader:
         self._partial = b""
         self._closed = False  # the child closed its end (it is exiting)
 
-    def wait(self, timeout: float) -> None:
-        """Waits up to ``timeout`` for reports, then deletes what they cover in one transaction."""
-        if self._closed:
-            time.sleep(timeout)
-        elif select.select([self.fd], [], [], timeout)[0]:
-            self._drain()
-
-    def _drain(self) -> None:
+    def drain(self) -> None:
+        """Reads every report waiting and deletes what they cover in one transaction."""
         data = self._partial
         while not self._closed and select.select([self.fd], [], [], 0)[0]:
             chunk = os.read(self.fd, 65536)
@@ -152,7 +147,7 @@ class _SentReader:
     def close(self) -> None:
         """Applies what is left in the pipe and closes it."""
         try:
-            self._drain()
+            self.drain()
         finally:
             os.close(self.fd)
 

@@ -109,7 +109,7 @@ def test_a_relay_with_a_sent_pipe_writes_nothing_and_reads_only_past_its_last_se
         _outbox_rows(db, 1)
         reader = _SentReader(sent_read, db)
         os.write(relay.sent_fd, b"2\n5\n")
-        reader.wait(5)
+        reader.drain()
         with db.read() as reading:
             assert pending_count(reading) == 1
         assert relay.relay_once(channel, set()) == 1
