@@ -15,7 +15,8 @@ The benchmark reads the agents' reports through its own queue bound to the statu
 every report; the server consumes the real queue). It prints the CPU time per job of every process
 (the local scheduler's spawner with the steps it ran counted apart from the agent). The steps' working
 directories are on disk by default, where creating a file or directory can cost the kernel hundreds of
-microseconds (a step needs six); ``--work-root /dev/shm`` measures without that.
+microseconds (a step needs six; on this machine's journal-less ext4 the cost grows with the files
+deleted in the minutes before, see BENCHMARKS.md); ``--work-root /dev/shm`` measures without that.
 """
 
 from __future__ import annotations

@@ -12,12 +12,13 @@ say() { printf '==> %s\n' "$*"; }
 sudo_() { if [ "$(id -u)" = 0 ]; then "$@"; else sudo "$@"; fi; }
 
 if [ ! -x .venv/bin/python ]; then
-  say "creating the Python environment (.venv)"
-  if ! python3 -m venv .venv 2>/dev/null; then
+  python=$(scripts/pick-python)
+  say "creating the Python environment (.venv) with $python"
+  if ! "$python" -m venv .venv 2>/dev/null; then
     rm -rf .venv
     sudo_ apt-get -o DPkg::Lock::Timeout=600 update -qq
     sudo_ apt-get -o DPkg::Lock::Timeout=600 install -y -qq --no-install-recommends python3-venv
-    python3 -m venv .venv
+    "$python" -m venv .venv
   fi
 fi
 if ! .venv/bin/python -c 'import argo_client, argo_server, balsam_agent' 2>/dev/null; then

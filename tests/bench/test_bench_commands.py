@@ -22,9 +22,11 @@ def run_bench(*args: str, timeout: float = 300) -> str:
 
 def test_machine_speed_line() -> None:
     out = run_bench("bench/machine.py")
-    match = re.fullmatch(rf"machine: python ({NUMBER}) ns/loop, /bin/true launch ({NUMBER}) ms\n", out)
+    match = re.fullmatch(rf"machine: python (3\.\d+\.\d+\S*) \((/.+)\) ({NUMBER}) ns/loop, "
+                         rf"/bin/true launch ({NUMBER}) ms\n", out)
     assert match, out
-    assert float(match.group(1)) > 0 and float(match.group(2)) > 0
+    assert match.group(1) == sys.version.split()[0] and Path(match.group(2)) == Path(sys.executable).resolve()
+    assert float(match.group(3)) > 0 and float(match.group(4)) > 0
 
 
 def test_e2e_throughput_prints_its_figures(amqp_url: str) -> None:

@@ -140,9 +140,13 @@ def test_relay_publishes_every_envelope_and_empties_the_outbox(server: RunningSe
     assert {envelope.step_id for envelope in received} == expected
     assert all(envelope.WhichOneof("action") == "assign" for envelope in received)
     engine = make_engine(server.process.config.database_url)
-    with engine.connect() as connection:
-        wait_for(lambda: connection.execute(sa.text("SELECT COUNT(*) FROM outbox")).scalar_one() == 0,
-                 message="empty outbox")
+
+    def outbox_size() -> int:
+        # A connection per look: one kept open would keep reading its first snapshot.
+        with engine.connect() as connection:
+            return int(connection.execute(sa.text("SELECT COUNT(*) FROM outbox")).scalar_one())
+
+    wait_for(lambda: outbox_size() == 0, message="empty outbox")
     engine.dispose()
 
 
