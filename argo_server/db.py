@@ -152,6 +152,21 @@ class Database:
                 time.sleep(0.01 * attempt)
         raise AssertionError("unreachable")
 
+    def read_raw(self, work: Callable[[Any], T]) -> T:
+        """Runs ``work(cursor)`` in a read-only transaction on the driver's own connection (the read
+        engine's on SQLite), for a hot read such as the relay's: see :meth:`run_raw`."""
+        connection = self.read_engine.raw_connection()
+        try:
+            cursor = connection.cursor()
+            if self.dialect == "sqlite":
+                cursor.execute("BEGIN")
+            try:
+                return work(cursor)
+            finally:
+                connection.rollback()
+        finally:
+            connection.close()
+
     @property
     def driver(self) -> Any:
         """The DB-API module of the write engine (``sqlite3``, ``psycopg2``, ``pymysql``)."""

@@ -73,11 +73,13 @@ def claim_batch(connection: Connection, limit: int, skip_locked: bool) -> list[P
             for row in connection.execute(query, {"limit": limit})]
 
 
-def rows_after(connection: Connection, last_id: int, limit: int) -> list[PendingMessage]:
+def rows_after(cursor: Any, last_id: int, limit: int) -> list[PendingMessage]:
     """The oldest rows with an id above ``last_id``: what a relay that sent every row up to ``last_id``
-    has still to send. Only on SQLite, where ids grow in commit order (one writer, AUTOINCREMENT)."""
-    return [PendingMessage(row.id, row.site, row.message_type, row.body, decode_headers(row.trace_headers))
-            for row in connection.execute(_AFTER, {"last_id": last_id, "limit": limit})]
+    has still to send. Only on SQLite, where ids grow in commit order (one writer, AUTOINCREMENT); read
+    with the driver's cursor (:meth:`~argo_server.db.Database.read_raw`), once per relay round."""
+    cursor.execute(_AFTER_SQL, (last_id, limit))
+    return [PendingMessage(row_id, site, message_type, body, decode_headers(headers))
+            for row_id, site, message_type, body, headers in cursor.fetchall()]
 
 
 def delete_through(connection: Connection, last_id: int) -> None:
@@ -88,7 +90,8 @@ def delete_through(connection: Connection, last_id: int) -> None:
 # Built once: the relay runs these for every batch, and building a statement costs more than running it.
 _CLAIM = select(outbox_table).order_by(outbox_table.c.id).limit(bindparam("limit", type_=Integer))
 _CLAIM_SKIP_LOCKED = _CLAIM.with_for_update(skip_locked=True)
-_AFTER = _CLAIM.where(outbox_table.c.id > bindparam("last_id", type_=Integer))
+_AFTER_SQL = ("SELECT id, site, message_type, body, trace_headers FROM outbox WHERE id > ? "
+              "ORDER BY id LIMIT ?")
 _DELETE_SENT = delete(outbox_table).where(outbox_table.c.id.in_(bindparam("ids", expanding=True)))
 _DELETE_THROUGH = delete(outbox_table).where(outbox_table.c.id <= bindparam("last_id", type_=Integer))
 

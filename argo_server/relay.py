@@ -160,8 +160,8 @@ class OutboxRelay:
     def relay_once(self, channel: BlockingChannel, declared: set[str]) -> int:
         """Publishes one batch; returns how many rows it sent."""
         if self.sent_fd is not None:
-            with self.db.read() as connection:
-                batch = rows_after(connection, self._last_sent, BATCH)
+            last_sent = self._last_sent
+            batch = self.db.read_raw(lambda cursor: rows_after(cursor, last_sent, BATCH))
             if batch:
                 self._publish(channel, declared, batch)
                 self._last_sent, self._unreported = batch[-1].id, True
