@@ -18,12 +18,12 @@ import pika
 from argobalsam.balsam.v1 import status_pb2
 from google.protobuf.message import DecodeError
 from pika.adapters.blocking_connection import BlockingChannel
-from sqlalchemy import Connection
 
 from . import topology
 from .amqp_connect import AmqpTls, connection_parameters
 from .ids import parse_step_id
 from .sites import record_heartbeat
+from .statements import DriverTx
 from .store import JobStore, ReportResult
 
 log = logging.getLogger(__name__)
@@ -128,7 +128,8 @@ class StatusConsumer:
             reports.append((tag, report))
         if not reports:
             return
-        bad_tags, result, heartbeats = self.store.db.run(lambda connection: self._apply(connection, reports))
+        db = self.store.db
+        bad_tags, result, heartbeats = db.run_raw(lambda cursor: self._apply(DriverTx.of(cursor, db), reports))
         self.stats.messages += len(reports)
         self.stats.updates_applied += result.applied
         self.stats.duplicates += result.duplicates
@@ -147,7 +148,7 @@ class StatusConsumer:
         if result.enveloped:
             self._on_outbox()
 
-    def _apply(self, connection: Connection, reports: list[tuple[int, status_pb2.AgentReport]]
+    def _apply(self, tx: DriverTx, reports: list[tuple[int, status_pb2.AgentReport]]
                ) -> tuple[set[int], ReportResult, int]:
         result = ReportResult()
         heartbeats = 0
@@ -156,7 +157,7 @@ class StatusConsumer:
         sites: list[str] = []
         for tag, report in reports:
             if report.HasField("heartbeat"):
-                record_heartbeat(connection, report.site, report.heartbeat)
+                record_heartbeat(tx, report.site, report.heartbeat)
                 heartbeats += 1
             else:
                 updates.extend(report.status.updates)
@@ -164,7 +165,7 @@ class StatusConsumer:
                 sites.extend(report.site for _ in report.status.updates)
         # Lock the jobs in one order, so that two replicas applying overlapping batches cannot deadlock.
         job_ids = sorted({parsed[0] for update in updates if (parsed := parse_step_id(update.step_id))})
-        unknown = self.store.apply_updates(connection, updates, result, lock_order=job_ids, sites=sites)
+        unknown = self.store.apply_updates(tx, updates, result, lock_order=job_ids, sites=sites)
         for position in sorted(unknown):
             log.warning("dead-lettering status for unknown step %r (or one of another site than %r)",
                         updates[position].step_id, sites[position][:128])

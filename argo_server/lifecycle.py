@@ -14,13 +14,13 @@ from typing import Any, cast
 
 from argobalsam.argo.v1 import job_pb2
 from argobalsam.balsam.v1 import assignment_pb2
-from sqlalchemy import Connection, Table
+from sqlalchemy import Table
 
 from . import data_plan, metrics, statements, tracing
-from .db import bulk_insert
 from .ids import step_id
 from .models import Job, JobEvent, JobSite, Step
 from .outbox import current_trace_context, make_envelope, outbox_row, outbox_table
+from .statements import DriverTx
 from .transitions import (
     STEP_ACTIVE,
     J,
@@ -50,19 +50,19 @@ class Buffer:
     #: Changes whose row updates are written at :meth:`flush`.
     changes: list[Change] = field(default_factory=list)
 
-    def flush(self, connection: Connection) -> None:
+    def flush(self, tx: DriverTx) -> None:
         """Writes the changes' row updates, then inserts the buffered events and outbox rows."""
         rows: dict[str, list[tuple[str, int, Record]]] = {"jobs": [], "job_sites": [], "steps": []}
         for change in self.changes:
             change.collect(rows)
         for table, updates in rows.items():
             if updates:
-                statements.update_rows(connection, table, updates)
+                statements.update_rows(tx, table, updates)
         self.changes.clear()
-        bulk_insert(connection, events_table, self.events)
+        tx.insert(events_table, self.events)
         metrics.count_events(self.events)
         self.events.clear()
-        bulk_insert(connection, outbox_table, self.outbox)
+        tx.insert(outbox_table, self.outbox)
         self.outbox.clear()
 
 
@@ -82,7 +82,7 @@ def event_record(job: Record, now: int, step: Record | None = None, previous: in
 class Change:
     """One job (with its steps) being changed in the current transaction."""
 
-    def __init__(self, connection: Connection, buffer: Buffer, job: Record, steps: list[Record],
+    def __init__(self, connection: DriverTx | None, buffer: Buffer, job: Record, steps: list[Record],
                  specs: list[job_pb2.Step] | None = None, job_spec: job_pb2.Job | None = None) -> None:
         self.connection = connection
         self.buffer = buffer
@@ -99,7 +99,7 @@ class Change:
             buffer.changes.append(self)
 
     @classmethod
-    def load(cls, connection: Connection, buffer: Buffer, job_id: str, lock: bool = True) -> Change | None:
+    def load(cls, connection: DriverTx, buffer: Buffer, job_id: str, lock: bool = True) -> Change | None:
         """Loads a job and its steps, locking the job row (the lock orders concurrent changers)."""
         row, steps = statements.load_job(connection, job_id, lock)
         if row is None:
@@ -107,7 +107,7 @@ class Change:
         return cls(connection, buffer, row, steps)
 
     @classmethod
-    def load_many(cls, connection: Connection, buffer: Buffer, job_ids: list[str]) -> dict[str, Change | None]:
+    def load_many(cls, connection: DriverTx, buffer: Buffer, job_ids: list[str]) -> dict[str, Change | None]:
         """:meth:`load` for many jobs with two statements, locking them in id order."""
         found = statements.load_jobs(connection, job_ids, lock=True)
         return {job_id: cls(connection, buffer, *found[job_id]) if job_id in found else None for job_id in job_ids}

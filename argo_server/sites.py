@@ -7,25 +7,30 @@ from typing import Any, cast
 import grpc
 from argobalsam.argo.v1 import site_pb2, site_service_pb2, site_service_pb2_grpc
 from argobalsam.balsam.v1 import status_pb2
-from sqlalchemy import Connection, Table, insert, select, update
+from sqlalchemy import Table, select
 
 from . import errors
 from .db import Database
 from .ids import now_micros, to_timestamp
 from .models import Site
 from .service import rpc
+from .statements import DriverTx
 from .store import decode_token, encode_token
 
 sites_table = cast(Table, Site.__table__)
 
 
-def record_heartbeat(connection: Connection, site: str, heartbeat: status_pb2.Heartbeat) -> None:
-    """Stores the latest heartbeat of ``site`` (server time: agents' clocks may be off)."""
-    values: dict[str, Any] = {"last_heartbeat_time": now_micros(), "stopping": heartbeat.stopping,
-                              "heartbeat": heartbeat.SerializeToString()}
-    changed = connection.execute(update(sites_table).where(sites_table.c.name == site).values(**values))
-    if changed.rowcount == 0:
-        connection.execute(insert(sites_table).values(name=site, **values))
+def record_heartbeat(tx: DriverTx, site: str, heartbeat: status_pb2.Heartbeat) -> None:
+    """Stores the latest heartbeat of ``site`` (server time: agents' clocks may be off), in the status
+    consumer's transaction on the driver's cursor."""
+    values = (now_micros(), heartbeat.stopping, heartbeat.SerializeToString())
+    quote, mark = tx.quote, tx.mark
+    tx.cursor.execute(f"UPDATE {quote('sites')} SET {quote('last_heartbeat_time')} = {mark}, "
+                      f"{quote('stopping')} = {mark}, {quote('heartbeat')} = {mark} WHERE {quote('name')} = {mark}",
+                      (*values, site))
+    if tx.cursor.rowcount == 0:  # MySQL: rows matched, not changed (SQLAlchemy's connections ask for it)
+        tx.insert(sites_table, [{"name": site, "last_heartbeat_time": values[0], "stopping": values[1],
+                                 "heartbeat": values[2]}])
 
 
 def site_message(row: Any, offline_after: float, now_us: int) -> site_pb2.Site:

@@ -37,6 +37,7 @@ from .lifecycle import (
     steps_table,
 )
 from .outbox import make_envelope, outbox_row, outbox_table
+from .statements import DriverTx
 from .transitions import S, TransitionRefused
 
 log = logging.getLogger(__name__)
@@ -215,7 +216,7 @@ class JobStore:
         first.update(state=S.STEP_STATE_DISPATCHED, attempt=1, envelope_sequence=1, dispatch_time=now)
         buffer.events.append(event_record(job, now, first, S.STEP_STATE_WAITING))
         # No connection: the rows are inserted by the caller, the change only builds the Assign.
-        change = Change(None, buffer, job, steps, specs, submitted)  # type: ignore[arg-type]
+        change = Change(None, buffer, job, steps, specs, submitted)
         envelope = make_envelope(step_id(job["id"], 0), 1, 1, first["target_site"], now, buffer.trace_context)
         envelope.assign.CopyFrom(change.assign_body(0))
         buffer.outbox.append(outbox_row(envelope, now))
@@ -327,9 +328,10 @@ class JobStore:
     def change_job(self, job_id: str, verb: str, reason: str = "") -> job_pb2.Job:
         """Applies a lifecycle verb (cancel, hold, release, retry) in one transaction."""
 
-        def work(connection: Connection) -> job_pb2.Job:
+        def work(cursor: Any) -> job_pb2.Job:
+            tx = DriverTx.of(cursor, self.db)
             buffer = Buffer(now_micros())
-            change = Change.load(connection, buffer, job_id)
+            change = Change.load(tx, buffer, job_id)
             if change is None:
                 raise errors.not_found("job", f"jobs/{job_id}")
             try:
@@ -347,16 +349,16 @@ class JobStore:
                 state = job_pb2.JobState.Name(change.job["state"])
                 raise errors.invalid_transition(f"cannot {verb} job {job_id} in state {state}: {refused}",
                                                 f"jobs/{job_id}", state) from None
-            buffer.flush(connection)
+            buffer.flush(tx)
             return job_message(change.job, change.steps)
 
-        job = self.db.run(work)
+        job = self.db.run_raw(work)
         self._on_outbox()
         return job
 
     # -- status reports -------------------------------------------------------------------------
 
-    def apply_updates(self, connection: Connection, updates: Sequence[status_pb2.StatusUpdate],
+    def apply_updates(self, tx: DriverTx, updates: Sequence[status_pb2.StatusUpdate],
                       result: ReportResult, lock_order: Sequence[str] = (),
                       sites: Sequence[str] | None = None) -> set[int]:
         """Applies status updates in order inside the caller's transaction, each at most once.
@@ -367,7 +369,7 @@ class JobStore:
         first, in id order, with two statements."""
         from .ids import parse_step_id
         buffer = Buffer(now_micros())
-        changes: dict[str, Change | None] = Change.load_many(connection, buffer, list(lock_order))
+        changes: dict[str, Change | None] = Change.load_many(tx, buffer, list(lock_order))
         unknown: set[int] = set()
         outcomes: Counter[str] = Counter()
         for position, status in enumerate(updates):
@@ -377,7 +379,7 @@ class JobStore:
                 continue
             job_id, index = parsed
             if job_id not in changes:
-                changes[job_id] = Change.load(connection, buffer, job_id)
+                changes[job_id] = Change.load(tx, buffer, job_id)
             change = changes[job_id]
             if change is None or index >= len(change.steps):
                 unknown.add(position)
@@ -392,7 +394,7 @@ class JobStore:
         result.enveloped += len(buffer.outbox)
         metrics.record_ingestion(outcomes, [update.time.ToMicroseconds() / 1e6 if update.HasField("time") else 0.0
                                             for position, update in enumerate(updates) if position not in unknown])
-        buffer.flush(connection)
+        buffer.flush(tx)
         return unknown
 
     def _apply_one(self, change: Change, step: Record, status: status_pb2.StatusUpdate, result: ReportResult) -> None:
