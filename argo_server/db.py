@@ -200,18 +200,31 @@ class Database:
 _INSERT_SQL: dict[tuple[str, tuple[str, ...], str], str] = {}
 
 
+def param_mark(dialect: Any) -> str:
+    """The driver's parameter mark for ``dialect`` (``?`` for sqlite3, ``%s`` for psycopg2 and pymysql)."""
+    return "?" if dialect.paramstyle == "qmark" else "%s"
+
+
+def _insert_statements(dialect: Any, table: Table, rows: list[dict[str, Any]]
+                       ) -> Iterator[tuple[str, Any, bool]]:
+    """(sql, parameters, whether for ``executemany``) inserting ``rows``: multi-row ``INSERT ... VALUES
+    (...), (...)`` on SQLite and PostgreSQL, one ``executemany`` on MySQL (whose driver turns it into
+    multi-row INSERTs itself)."""
+    columns = tuple(rows[0])
+    if dialect.name in ("sqlite", "postgresql"):
+        for sql, params in _multirow_statements(table, columns, rows, param_mark(dialect)):
+            yield sql, params, False
+        return
+    yield _single_row_sql(table, columns, dialect), list(map(_values_of(columns), rows)), True
+
+
 def bulk_insert_raw(cursor: Any, dialect: Any, table: Table, rows: list[dict[str, Any]]) -> None:
     """:func:`bulk_insert` on a driver cursor (a :meth:`Database.run_raw` transaction) for ``dialect``
     (the engine's)."""
     if not rows:
         return
-    columns = tuple(rows[0])
-    mark = "?" if dialect.paramstyle == "qmark" else "%s"
-    if dialect.name in ("sqlite", "postgresql"):
-        for sql, params in _multirow_statements(table, columns, rows, mark):
-            cursor.execute(sql, params)
-        return
-    cursor.executemany(_single_row_sql(table, columns, dialect), list(map(_values_of(columns), rows)))
+    for sql, params, many in _insert_statements(dialect, table, rows):
+        (cursor.executemany if many else cursor.execute)(sql, params)
 
 
 def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]) -> None:
@@ -219,19 +232,12 @@ def bulk_insert(connection: Connection, table: Table, rows: list[dict[str, Any]]
 
     SQLAlchemy's per-row parameter processing costs more than the database's insert itself (on
     PostgreSQL its "insertmanyvalues" path was 60 % of a batch create), so the statement goes to the
-    driver directly: multi-row ``INSERT ... VALUES (...), (...)`` on SQLite and PostgreSQL, and
-    ``executemany`` on MySQL (whose driver turns it into multi-row INSERTs itself). Every row must have
-    the keys of the first one; values must be plain Python values the driver accepts (str, int, bytes,
-    bool, None)."""
+    driver directly (:func:`_insert_statements`). Every row must have the keys of the first one; values
+    must be plain Python values the driver accepts (str, int, bytes, bool, None)."""
     if not rows:
         return
-    dialect = connection.dialect
-    columns = tuple(rows[0])
-    if dialect.name in ("sqlite", "postgresql"):
-        for sql, params in _multirow_statements(table, columns, rows, "?" if dialect.paramstyle == "qmark" else "%s"):
-            connection.exec_driver_sql(sql, params)
-        return
-    connection.exec_driver_sql(_single_row_sql(table, columns, dialect), list(map(_values_of(columns), rows)))
+    for sql, params, _many in _insert_statements(connection.dialect, table, rows):
+        connection.exec_driver_sql(sql, params)  # a list of tuples is an executemany
 
 
 def _single_row_sql(table: Table, columns: tuple[str, ...], dialect: Any) -> str:
@@ -240,7 +246,7 @@ def _single_row_sql(table: Table, columns: tuple[str, ...], dialect: Any) -> str
     sql = _INSERT_SQL.get(key)
     if sql is None:
         quote = dialect.identifier_preparer.quote
-        mark = "?" if dialect.paramstyle == "qmark" else "%s"
+        mark = param_mark(dialect)
         sql = (f"INSERT INTO {quote(table.name)} ({', '.join(quote(column) for column in columns)}) "
                f"VALUES ({', '.join([mark] * len(columns))})")
         _INSERT_SQL[key] = sql

@@ -82,9 +82,9 @@ def event_record(job: Record, now: int, step: Record | None = None, previous: in
 class Change:
     """One job (with its steps) being changed in the current transaction."""
 
-    def __init__(self, connection: DriverTx | None, buffer: Buffer, job: Record, steps: list[Record],
+    def __init__(self, tx: DriverTx | None, buffer: Buffer, job: Record, steps: list[Record],
                  specs: list[job_pb2.Step] | None = None, job_spec: job_pb2.Job | None = None) -> None:
-        self.connection = connection
+        self.tx = tx
         self.buffer = buffer
         self.job = job
         self.steps = steps
@@ -95,22 +95,22 @@ class Change:
         self._job_values: Record = {}
         self._job_sites_values: Record = {}
         self._step_values: dict[int, Record] = {}
-        if connection is not None:
+        if tx is not None:  # None: a job being inserted, whose rows its creator writes
             buffer.changes.append(self)
 
     @classmethod
-    def load(cls, connection: DriverTx, buffer: Buffer, job_id: str, lock: bool = True) -> Change | None:
+    def load(cls, tx: DriverTx, buffer: Buffer, job_id: str, lock: bool = True) -> Change | None:
         """Loads a job and its steps, locking the job row (the lock orders concurrent changers)."""
-        row, steps = statements.load_job(connection, job_id, lock)
+        row, steps = statements.load_job(tx, job_id, lock)
         if row is None:
             return None
-        return cls(connection, buffer, row, steps)
+        return cls(tx, buffer, row, steps)
 
     @classmethod
-    def load_many(cls, connection: DriverTx, buffer: Buffer, job_ids: list[str]) -> dict[str, Change | None]:
+    def load_many(cls, tx: DriverTx, buffer: Buffer, job_ids: list[str]) -> dict[str, Change | None]:
         """:meth:`load` for many jobs with two statements, locking them in id order."""
-        found = statements.load_jobs(connection, job_ids, lock=True)
-        return {job_id: cls(connection, buffer, *found[job_id]) if job_id in found else None for job_id in job_ids}
+        found = statements.load_jobs(tx, job_ids, lock=True)
+        return {job_id: cls(tx, buffer, *found[job_id]) if job_id in found else None for job_id in job_ids}
 
     # -- job ------------------------------------------------------------------------------------
 

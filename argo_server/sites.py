@@ -14,7 +14,7 @@ from .db import Database
 from .ids import now_micros, to_timestamp
 from .models import Site
 from .service import rpc
-from .statements import DriverTx
+from .statements import DriverTx, update_sql
 from .store import decode_token, encode_token
 
 sites_table = cast(Table, Site.__table__)
@@ -23,14 +23,11 @@ sites_table = cast(Table, Site.__table__)
 def record_heartbeat(tx: DriverTx, site: str, heartbeat: status_pb2.Heartbeat) -> None:
     """Stores the latest heartbeat of ``site`` (server time: agents' clocks may be off), in the status
     consumer's transaction on the driver's cursor."""
-    values = (now_micros(), heartbeat.stopping, heartbeat.SerializeToString())
-    quote, mark = tx.quote, tx.mark
-    tx.cursor.execute(f"UPDATE {quote('sites')} SET {quote('last_heartbeat_time')} = {mark}, "
-                      f"{quote('stopping')} = {mark}, {quote('heartbeat')} = {mark} WHERE {quote('name')} = {mark}",
-                      (*values, site))
+    values = {"last_heartbeat_time": now_micros(), "stopping": heartbeat.stopping,
+              "heartbeat": heartbeat.SerializeToString()}
+    tx.cursor.execute(update_sql(tx, sites_table, tuple(values), ("name",)), (*values.values(), site))
     if tx.cursor.rowcount == 0:  # MySQL: rows matched, not changed (SQLAlchemy's connections ask for it)
-        tx.insert(sites_table, [{"name": site, "last_heartbeat_time": values[0], "stopping": values[1],
-                                 "heartbeat": values[2]}])
+        tx.insert(sites_table, [{"name": site, **values}])
 
 
 def site_message(row: Any, offline_after: float, now_us: int) -> site_pb2.Site:

@@ -16,13 +16,15 @@ from typing import Any, cast
 
 from sqlalchemy import Table
 
-from .db import Database, bulk_insert_raw
+from .db import Database, bulk_insert_raw, param_mark
 from .models import Job, JobSite, Step
 
 _jobs = cast(Table, Job.__table__)
 _steps = cast(Table, Step.__table__)
 _job_sites = cast(Table, JobSite.__table__)
 _TABLES = {"jobs": _jobs, "steps": _steps, "job_sites": _job_sites}
+#: The columns :func:`update_rows` finds each table's rows by.
+_KEYS = {"jobs": ("id",), "steps": ("job_id", "index"), "job_sites": ("job_id",)}
 
 
 @dataclass(frozen=True)
@@ -40,7 +42,7 @@ class DriverTx:
     @property
     def mark(self) -> str:
         """The driver's parameter mark."""
-        return "?" if self.dialect.paramstyle == "qmark" else "%s"
+        return param_mark(self.dialect)
 
     def quote(self, name: str) -> str:
         """``name`` quoted as an identifier of this dialect (``index`` is a reserved word)."""
@@ -61,17 +63,16 @@ class DriverTx:
 _SQL: dict[tuple[Any, ...], str] = {}
 
 
-def _update_sql(tx: DriverTx, table: Table, columns: tuple[str, ...]) -> str:
-    key = ("update", tx.dialect.name, table.name, columns)
-    sql = _SQL.get(key)
+def update_sql(tx: DriverTx, table: Table, columns: tuple[str, ...], keys: tuple[str, ...]) -> str:
+    """``UPDATE table SET column = mark, ... WHERE key = mark AND ...`` (parameters: the columns'
+    values, then the keys'), built once per shape."""
+    sql_key = ("update", tx.dialect.name, table.name, columns, keys)
+    sql = _SQL.get(sql_key)
     if sql is None:
-        where = [f"{tx.quote('job_id' if table is not _jobs else 'id')} = {tx.mark}"]
-        if table is _steps:
-            where.append(f"{tx.quote('index')} = {tx.mark}")
         sql = (f"UPDATE {tx.quote(table.name)} SET "
                + ", ".join(f"{tx.quote(column)} = {tx.mark}" for column in columns)
-               + " WHERE " + " AND ".join(where))
-        _SQL[key] = sql
+               + " WHERE " + " AND ".join(f"{tx.quote(key)} = {tx.mark}" for key in keys))
+        _SQL[sql_key] = sql
     return sql
 
 
@@ -79,13 +80,14 @@ def update_rows(tx: DriverTx, table: str, rows: list[tuple[str, int, dict[str, A
     """Many row updates of ``table`` (``jobs``, ``job_sites`` or ``steps``), one ``executemany`` per set
     of columns: ``rows`` holds (job id, step index (steps only), values)."""
     target = _TABLES[table]
+    keys = _KEYS[table]
     groups: dict[tuple[str, ...], list[tuple[Any, ...]]] = {}
     for job_id, index, values in rows:
         columns = tuple(sorted(values))
         key = (job_id, index) if target is _steps else (job_id,)
         groups.setdefault(columns, []).append((*(values[column] for column in columns), *key))
     for columns, params in groups.items():
-        tx.cursor.executemany(_update_sql(tx, target, columns), params)
+        tx.cursor.executemany(update_sql(tx, target, columns, keys), params)
 
 
 def load_job(tx: DriverTx, job_id: str, lock: bool) -> tuple[dict[str, Any] | None, list[dict[str, Any]]]:

@@ -22,7 +22,7 @@ from sqlalchemy.exc import IntegrityError
 from . import errors, metrics, tracing
 from .convert import event_message, job_message, job_spec, submitted_step
 from .data_plan import job_data_url
-from .db import Database, bulk_insert, bulk_insert_raw
+from .db import Database, bulk_insert
 from .group_commit import GroupCommitter
 from .ids import job_id_floor, new_job_id, now_micros, step_id
 from .lifecycle import (
@@ -133,11 +133,10 @@ class JobStore:
         """Inserts a group's rows in one transaction on the driver's connection (:meth:`Database.run_raw`:
         the group commit is the server's hottest write, and SQLAlchemy's per-transaction machinery cost
         more than its INSERTs)."""
-        dialect = self.db.engine.dialect
-
         def work(cursor: Any) -> None:
+            tx = DriverTx.of(cursor, self.db)
             for table, rows in self._rows(group):
-                bulk_insert_raw(cursor, dialect, table, rows)
+                tx.insert(table, rows)
 
         self.db.run_raw(work)
         metrics.count_events([event for p in group for event in p.buffer.events])
