@@ -4,6 +4,7 @@ and the WatchJobs poller, with a graceful stop."""
 from __future__ import annotations
 
 import logging
+import threading
 from concurrent import futures
 
 import grpc
@@ -78,12 +79,19 @@ class ServerProcess:
         self.poller = EventPoller(self.store, self.config.watch_poll_interval)
         self.supervised = [Supervised("outbox-relay", self.relay.loop),
                            Supervised("status-consumer", self.consumer.loop)]
+        if self.db.dialect == "sqlite":
+            self.supervised.append(Supervised("wal-checkpointer", self._checkpoint_loop))
         self.server: grpc.Server | None = None
         self.health: health.HealthServicer | None = None
         self.port = 0
         self.monitor: MonitorServer | None = None
         mail = MailConfig.from_mapping(self.config.mail)
         self.notices = NoticeDispatcher(self.store, self.poller, Mailer(mail)) if mail.enabled else None
+
+    def _checkpoint_loop(self, stop: threading.Event) -> None:
+        """Checkpoints SQLite's WAL every ``checkpoint_interval`` seconds (see :meth:`Database.checkpoint`)."""
+        while not stop.wait(self.config.checkpoint_interval):
+            self.db.checkpoint()
 
     def _relay(self) -> OutboxRelay | RelayChild:
         if self.config.relay == "process":

@@ -55,6 +55,8 @@ class ServerConfig:
     relay: str = "process"
     #: Seconds between outbox polls when nothing wakes the relay (other replicas' rows, retries).
     relay_poll_interval: float = 0.5
+    #: Seconds between the background checkpoints of SQLite's WAL into the database (SQLite only).
+    checkpoint_interval: float = 0.5
     #: Seconds between job_events polls of the WatchJobs poller.
     watch_poll_interval: float = 0.1
     #: Messages prefetched by the status consumer (and the most applied in one transaction).
@@ -89,6 +91,9 @@ class ServerConfig:
         """Returns a copy with the state-dir defaults filled in (ValueError names a bad setting)."""
         if self.relay not in RELAY_MODES:
             raise ValueError(f"relay: must be one of {', '.join(RELAY_MODES)}, not {self.relay!r}")
+        interval = self.checkpoint_interval
+        if isinstance(interval, bool) or not isinstance(interval, (int, float)) or not interval > 0:
+            raise ValueError(f"checkpoint_interval: must be a positive number of seconds, not {interval!r}")
         copy = dataclasses.replace(self)
         if not copy.database_url:
             copy.database_url = f"sqlite:///{state_dir() / 'argo.db'}"

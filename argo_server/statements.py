@@ -1,7 +1,9 @@
-"""Statements of the hot paths (status ingestion, lifecycle verbs), run on the driver's own cursor.
+"""Statements of the hot paths (job creation and reads, status ingestion, lifecycle verbs), run on the
+driver's own cursor.
 
-They run inside :meth:`~argo_server.db.Database.run_raw` transactions: SQLAlchemy's connection,
-transaction, execution and result objects cost more than these statements themselves (measured
+They run inside :meth:`~argo_server.db.Database.run_raw` transactions (reads: ``read_raw``, or the
+driver cursor of a read connection): SQLAlchemy's connection, transaction, execution and result
+objects cost more than these statements themselves (measured
 in-process on SQLite: a job's two SELECTs 0.60 ms through SQLAlchemy against 69 µs on the driver's
 cursor, and 2.1 ms against 0.37 ms when calls come 6.7 ms apart, as a paced load's do). The SQL is built
 once per shape with the dialect's identifier quoting and parameter marks, so it is the same on SQLite,
@@ -107,6 +109,22 @@ def _select_sql(tx: DriverTx, table: Table, key: str, count: int, order: tuple[s
                f"ORDER BY {', '.join(tx.quote(column) for column in order)}" + (" FOR UPDATE" if locking else ""))
         _SQL[sql_key] = sql
     return sql
+
+
+def jobs_by_request_id(tx: DriverTx, request_ids: list[str]) -> dict[str, tuple[str, str | None]]:
+    """The job id and request digest of each job created with one of ``request_ids``."""
+    found: dict[str, tuple[str, str | None]] = {}
+    for start in range(0, len(request_ids), 500):
+        chunk = tuple(request_ids[start:start + 500])
+        sql_key = ("request_ids", tx.dialect.name, len(chunk))
+        sql = _SQL.get(sql_key)
+        if sql is None:
+            sql = (f"SELECT {tx.quote('request_id')}, {tx.quote('id')}, {tx.quote('request_digest')} "
+                   f"FROM {tx.quote(_jobs.name)} WHERE {tx.quote('request_id')} IN ({', '.join([tx.mark] * len(chunk))})")
+            _SQL[sql_key] = sql
+        tx.cursor.execute(sql, chunk)
+        found.update((request_id, (job_id, digest)) for request_id, job_id, digest in tx.cursor.fetchall())
+    return found
 
 
 def load_jobs(tx: DriverTx, job_ids: list[str], lock: bool) -> dict[str, tuple[dict[str, Any], list[dict[str, Any]]]]:
