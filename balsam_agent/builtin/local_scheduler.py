@@ -181,10 +181,12 @@ class ExitWatcher:
         chunk = os.read(fd, 1 << 16)
         if not chunk:
             poller.unregister(fd)
-            os.close(fd)
             del self._streams[fd]
-            if callable(self.on_closed):
-                self.on_closed(fd)
+            try:
+                if callable(self.on_closed):
+                    self.on_closed(fd)  # before the close: a new pipe could otherwise take its number
+            finally:
+                os.close(fd)
             return True
         *lines, self._streams[fd] = (self._streams[fd] + chunk).split(b"\n")
         for line in lines:
@@ -247,10 +249,16 @@ class LocalScheduler(SchedulerBackend):
         if scheduler_id is not None:
             self._changed([scheduler_id])
 
-    def _on_spawner_gone(self, _fd: int) -> None:
-        """A spawner died (or ended): its steps still running are followed through /proc from now on."""
+    def _on_spawner_gone(self, fd: int) -> None:
+        """A spawner died (or ended): its steps still running are followed through /proc from now on.
+
+        When the one gone is the current spawner, every step without an exit code is its orphan: the
+        end of its events pipe can be read before the kernel has given its children to another parent,
+        so their parent pid may still name it."""
+        current_gone = fd == self.spawner.events_fd
         with self._lock:
-            orphans = [pid for pid, code in self._launched.items() if code is None and not self._spawner_owns(pid)]
+            orphans = [pid for pid, code in self._launched.items()
+                       if code is None and (current_gone or not self._spawner_owns(pid))]
             for pid in orphans:
                 del self._launched[pid]
                 self._ids.pop(pid, None)

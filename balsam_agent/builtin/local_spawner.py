@@ -151,6 +151,7 @@ class SpawnerClient:
         self._waiting: collections.deque[_Pending] = collections.deque()
         self._reading = False
         self._process: subprocess.Popen[bytes] | None = None
+        self._events_fd: int | None = None
 
     def launch(self, request: Mapping[str, Any]) -> dict[str, Any]:
         """Sends one launch request and returns the reply (see the module documentation)."""
@@ -228,7 +229,7 @@ class SpawnerClient:
             raise
         finally:
             os.close(events_write)
-        self._process = process
+        self._process, self._events_fd = process, events_read
         self._on_started(events_read)
         return process
 
@@ -246,6 +247,11 @@ class SpawnerClient:
     def pid(self) -> int | None:
         """The current spawner's pid, if one runs."""
         return self._process.pid if self._process is not None else None
+
+    @property
+    def events_fd(self) -> int | None:
+        """The events pipe of the current spawner (the last one started), if any."""
+        return self._events_fd if self._process is not None else None
 
     def close(self) -> None:
         """Closes the request pipe: the spawner exits once its running steps have ended."""

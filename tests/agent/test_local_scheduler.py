@@ -233,6 +233,18 @@ def test_concurrent_submits_each_start_their_step_once(scheduler: LocalScheduler
         assert (spec.workdir / "count.txt").read_text() == f"{i}\n"
 
 
+def test_the_current_spawners_pipe_ending_orphans_its_steps_before_they_are_reparented(
+        scheduler: LocalScheduler, tmp_path: Path) -> None:
+    # A dying spawner's events pipe can read as ended while the kernel has not yet given its children to
+    # another parent: their parent pid still names it, and they must be followed all the same.
+    scheduler_id = scheduler.submit(_spec(tmp_path, "early", ["sh", "-c", "sleep 0.3"]))
+    pid = parse_scheduler_id(scheduler_id)[0]
+    assert (_proc_stat(pid) or ("", 0, 0))[2] == scheduler.spawner.pid
+    scheduler._on_spawner_gone(scheduler.spawner.events_fd)  # type: ignore[arg-type]
+    assert pid not in scheduler._launched
+    assert _wait_final(scheduler, scheduler_id).state is SchedulerState.COMPLETED  # its spawner lived on
+
+
 def test_a_killed_spawner_is_replaced_and_its_orphans_are_followed(scheduler: LocalScheduler, tmp_path: Path) -> None:
     spec = _spec(tmp_path, "orphan", ["sh", "-c", "sleep 0.6"])
     scheduler_id = scheduler.submit(spec)
