@@ -106,6 +106,10 @@ class ServerTracingInterceptor(grpc.ServerInterceptor):
             return handler
         metadata = {key: value for key, value in handler_call_details.invocation_metadata or ()  # type: ignore[attr-defined]
                     if isinstance(value, str)}
+        if "traceparent" not in metadata and not sdk_active():
+            # The span would be a no-op and there is no caller's context to carry into the outbox rows:
+            # skip building it (5-10 % of a CreateJob's CPU in the server, measured with py-spy).
+            return handler
         service, _, name = method.lstrip("/").partition("/")
         attributes = {"rpc.system": "grpc", "rpc.service": service, "rpc.method": name}
         if handler.unary_unary is not None:
