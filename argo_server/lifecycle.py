@@ -214,14 +214,14 @@ class Change:
     def assign_envelope(self, index: int) -> assignment_pb2.AssignmentEnvelope:
         """The Assign envelope of step ``index`` in its current attempt."""
         envelope = self._envelope(self.steps[index])
-        envelope.assign.CopyFrom(self.assign_body(index))
+        self.fill_assign(index, envelope.assign)
         return envelope
 
-    def assign_body(self, index: int) -> assignment_pb2.Assign:
-        """What step ``index`` is to run, with where its files come from and go to."""
+    def fill_assign(self, index: int, assign: assignment_pb2.Assign) -> None:
+        """Writes into ``assign`` (an envelope's, empty) what step ``index`` is to run, with where its
+        files come from and go to (in place: a copy of the whole Assign cost more than building it)."""
         step = self.steps[index]
         specs = self.specs()
-        assign = assignment_pb2.Assign()
         spec = assign.step
         spec.CopyFrom(specs[index])
         spec.name = f"jobs/{self.job['id']}/steps/{index}"
@@ -239,9 +239,8 @@ class Change:
         assign.job_id = self.job["id"]
         assign.owner = self.job["owner"]
         assign.step_count = len(self.steps)
-        assign.inputs.extend(data_plan.step_inputs(specs, index, self.job["data_url"], job_spec.input_url))
-        assign.outputs.extend(data_plan.step_outputs(specs, index, self.job["data_url"], job_spec.output_url))
-        return assign
+        data_plan.add_step_inputs(assign.inputs, specs, index, self.job["data_url"], job_spec.input_url)
+        data_plan.add_step_outputs(assign.outputs, specs, index, self.job["data_url"], job_spec.output_url)
 
     # -- progression ----------------------------------------------------------------------------
 

@@ -214,7 +214,7 @@ class JobStore:
         # No connection: the rows are inserted by the caller, the change only builds the Assign.
         change = Change(None, buffer, job, steps, specs, submitted)
         envelope = make_envelope(step_id(job["id"], 0), 1, 1, first["target_site"], now, buffer.trace_context)
-        envelope.assign.CopyFrom(change.assign_body(0))
+        change.fill_assign(0, envelope.assign)
         buffer.outbox.append(outbox_row(envelope, now))
 
     # -- read -----------------------------------------------------------------------------------
