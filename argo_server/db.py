@@ -183,8 +183,9 @@ class Database:
 
         The server runs it from a background thread (``checkpoint_interval``), outside the write lock.
         Left to SQLite, the writer whose commit crosses the WAL's threshold copies the pages and syncs
-        the file inside its commit, holding the write lock: BatchCreateJobs of 1000 jobs through the server ran at 8,930-11,950
-        against 7,883-10,162 jobs/s that way (six interleaved pairs, BENCHMARKS.md)."""
+        the file inside its commit, holding the write lock. BatchCreateJobs of 1000 jobs through the
+        server ran at 8,930-11,950 jobs/s with this thread against 7,883-10,162 without it (six
+        interleaved pairs, BENCHMARKS.md)."""
         if self.dialect != "sqlite":
             return None
         connection = self.read_engine.raw_connection()
@@ -234,31 +235,23 @@ def param_mark(dialect: Any) -> str:
     return "?" if dialect.paramstyle == "qmark" else "%s"
 
 
-def _insert_statements(dialect: Any, table: Table, rows: list[dict[str, Any]]
-                       ) -> Iterator[tuple[str, Any, bool]]:
-    """(sql, parameters, whether for ``executemany``) inserting ``rows``: multi-row ``INSERT ... VALUES
-    (...), (...)`` on SQLite and PostgreSQL, one ``executemany`` on MySQL (whose driver turns it into
-    multi-row INSERTs itself)."""
-    columns = tuple(rows[0])
-    if dialect.name in ("sqlite", "postgresql"):
-        for sql, params in _multirow_statements(table, columns, rows, param_mark(dialect)):
-            yield sql, params, False
-        return
-    yield _single_row_sql(table, columns, dialect), list(map(_values_of(columns), rows)), True
-
-
 def bulk_insert_raw(cursor: Any, dialect: Any, table: Table, rows: list[dict[str, Any]]) -> None:
     """Inserts many rows with a few driver calls, on a driver cursor (a :meth:`Database.run_raw`
-    transaction) for ``dialect`` (the engine's).
+    transaction) for ``dialect`` (the engine's): multi-row ``INSERT ... VALUES (...), (...)`` on SQLite
+    and PostgreSQL, one ``executemany`` on MySQL (whose driver turns it into multi-row INSERTs itself).
 
     SQLAlchemy's per-row parameter processing costs more than the database's insert itself (on
     PostgreSQL its "insertmanyvalues" path was 60 % of a batch create), so the statements are the
-    driver's own (:func:`_insert_statements`). Every row must have the keys of the first one; values
-    must be plain Python values the driver accepts (str, int, bytes, bool, None)."""
+    driver's own. Every row must have the keys of the first one; values must be plain Python values the
+    driver accepts (str, int, bytes, bool, None)."""
     if not rows:
         return
-    for sql, params, many in _insert_statements(dialect, table, rows):
-        (cursor.executemany if many else cursor.execute)(sql, params)
+    columns = tuple(rows[0])
+    if dialect.name in ("sqlite", "postgresql"):
+        for sql, params in _multirow_statements(table, columns, rows, param_mark(dialect)):
+            cursor.execute(sql, params)
+        return
+    cursor.executemany(_single_row_sql(table, columns, dialect), list(map(_values_of(columns), rows)))
 
 
 def _single_row_sql(table: Table, columns: tuple[str, ...], dialect: Any) -> str:

@@ -98,14 +98,17 @@ def load_job(tx: DriverTx, job_id: str, lock: bool) -> tuple[dict[str, Any] | No
     return load_jobs(tx, [job_id], lock).get(job_id, (None, []))
 
 
-def _select_sql(tx: DriverTx, table: Table, key: str, count: int, order: tuple[str, ...], lock: bool) -> str:
+def _select_sql(tx: DriverTx, table: Table, key: str, count: int, order: tuple[str, ...], lock: bool,
+                columns: tuple[str, ...] = ()) -> str:
+    """``SELECT columns (default: all) FROM table WHERE key IN (count marks) ORDER BY order``, locking the
+    rows when ``lock`` (not on SQLite), built once per shape."""
     locking = lock and tx.dialect.name != "sqlite"  # SQLite's writer holds the whole database already
-    sql_key = ("select", tx.dialect.name, table.name, count, locking)
+    sql_key = ("select", tx.dialect.name, table.name, key, columns, count, locking)
     sql = _SQL.get(sql_key)
     if sql is None:
-        columns = ", ".join(tx.quote(column.name) for column in table.columns)
+        names = ", ".join(tx.quote(column) for column in columns or [column.name for column in table.columns])
         marks = ", ".join([tx.mark] * count)
-        sql = (f"SELECT {columns} FROM {tx.quote(table.name)} WHERE {tx.quote(key)} IN ({marks}) "
+        sql = (f"SELECT {names} FROM {tx.quote(table.name)} WHERE {tx.quote(key)} IN ({marks}) "
                f"ORDER BY {', '.join(tx.quote(column) for column in order)}" + (" FOR UPDATE" if locking else ""))
         _SQL[sql_key] = sql
     return sql
@@ -114,15 +117,10 @@ def _select_sql(tx: DriverTx, table: Table, key: str, count: int, order: tuple[s
 def jobs_by_request_id(tx: DriverTx, request_ids: list[str]) -> dict[str, tuple[str, str | None]]:
     """The job id and request digest of each job created with one of ``request_ids``."""
     found: dict[str, tuple[str, str | None]] = {}
+    columns = ("request_id", "id", "request_digest")
     for start in range(0, len(request_ids), 500):
         chunk = tuple(request_ids[start:start + 500])
-        sql_key = ("request_ids", tx.dialect.name, len(chunk))
-        sql = _SQL.get(sql_key)
-        if sql is None:
-            sql = (f"SELECT {tx.quote('request_id')}, {tx.quote('id')}, {tx.quote('request_digest')} "
-                   f"FROM {tx.quote(_jobs.name)} WHERE {tx.quote('request_id')} IN ({', '.join([tx.mark] * len(chunk))})")
-            _SQL[sql_key] = sql
-        tx.cursor.execute(sql, chunk)
+        tx.cursor.execute(_select_sql(tx, _jobs, "request_id", len(chunk), ("request_id",), False, columns), chunk)
         found.update((request_id, (job_id, digest)) for request_id, job_id, digest in tx.cursor.fetchall())
     return found
 
