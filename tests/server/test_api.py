@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import dataclasses
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import grpc
@@ -12,7 +14,9 @@ from argobalsam.argo.v1 import job_pb2
 from google.protobuf.timestamp_pb2 import Timestamp
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from .conftest import FakeAgent, RunningServer, one_step_job, two_step_job, wait_for
+from argo_server.config import ServerConfig
+
+from .conftest import FakeAgent, RunningServer, one_step_job, start_server, two_step_job, wait_for
 
 J = job_pb2.JobState
 S = job_pb2.StepState
@@ -103,6 +107,26 @@ def test_the_relay_sends_a_sites_envelopes_of_one_batch_as_one_message(server: R
     _create(server, one_step_job(site="vesta"))
     agent.wait_envelopes("vesta", 1)
     assert agent.messages == ["argobalsam.balsam.v1.AssignmentEnvelope"]
+
+
+@pytest.mark.parametrize(("gather", "expected"), [
+    (1.0, ["AssignmentEnvelope", "AssignmentBatch"]),  # the three wait for the pass after the first's
+    (0.0, ["AssignmentEnvelope"] * 4),  # each commit wakes a pass of its own
+])
+def test_the_relay_gathers_the_envelopes_of_commits_close_to_its_last_pass(
+        server_config: ServerConfig, agent: FakeAgent, gather: float, expected: list[str]) -> None:
+    server = start_server(dataclasses.replace(server_config, relay_gather=gather))
+    try:
+        _create(server, one_step_job())
+        agent.wait_envelopes("local", 1)
+        for _ in range(3):  # three commits, each well after the relay's pass of the one before
+            time.sleep(0.1)
+            _create(server, one_step_job())
+        agent.wait_envelopes("local", 3)
+        assert agent.messages == [f"argobalsam.balsam.v1.{name}" for name in expected]
+    finally:
+        server.channel.close()
+        server.process.stop(grace=1.0)
 
 
 def test_batch_create_is_in_request_order(server: RunningServer) -> None:

@@ -44,6 +44,17 @@ def test_relay_mode_from_the_file_and_the_option(tmp_path: Path, monkeypatch: py
         build_config(_parser().parse_args(["--config", str(config_file)]))
 
 
+@pytest.mark.parametrize("value", [-0.001, 1.5, "2ms", True, None])
+def test_a_bad_relay_gather_is_refused_with_its_name(value: object) -> None:
+    with pytest.raises(ValueError, match="^relay_gather: must be a number of seconds from 0 to 1"):
+        ServerConfig(relay_gather=value).resolved()  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("value", [0, 0.002, 1])
+def test_relay_gather_from_0_to_1_second_is_taken(value: float) -> None:
+    assert ServerConfig(relay_gather=value).resolved().relay_gather == value
+
+
 def test_defaults_live_in_the_state_dir(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("ARGO_HOME", str(tmp_path))
     config = ServerConfig().resolved()
