@@ -69,7 +69,7 @@ class ServerProcess:
 
     def __init__(self, config: ServerConfig) -> None:
         self.config = config.resolved()
-        self.db = Database(self.config.database_url)
+        self.db = Database(self.config.database_url, self.config.sqlite_synchronous)
         self.relay = self._relay()
         self.store = JobStore(self.db, self.config.data_root, on_outbox=self.relay.notify)
         self.consumer = StatusConsumer(self.store, self.config.amqp_url, self.config.amqp_prefix,

@@ -88,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return 2
         from .db import make_engine
         from .schema import upgrade
-        engine = make_engine(config.database_url)
+        engine = make_engine(config.database_url, sqlite_synchronous=config.sqlite_synchronous)
         upgrade(engine)
         engine.dispose()
         return 0

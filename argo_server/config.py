@@ -10,6 +10,8 @@ from typing import Any
 
 import yaml
 
+from .db import SQLITE_SYNCHRONOUS
+
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
 
@@ -64,6 +66,9 @@ class ServerConfig:
     relay_gather: float = 0.002
     #: Seconds between the background checkpoints of SQLite's WAL into the database (SQLite only).
     checkpoint_interval: float = 0.5
+    #: SQLite only: ``full`` syncs every commit (it survives an OS crash or power loss), ``normal`` only
+    #: the checkpoints (it survives a crash of the server): see :data:`argo_server.db.SQLITE_SYNCHRONOUS`.
+    sqlite_synchronous: str = "full"
     #: Seconds between job_events polls of the WatchJobs poller.
     watch_poll_interval: float = 0.1
     #: Messages prefetched by the status consumer (and the most applied in one transaction).
@@ -101,6 +106,9 @@ class ServerConfig:
         interval = self.checkpoint_interval
         if not _is_number(interval) or not interval > 0:
             raise ValueError(f"checkpoint_interval: must be a positive number of seconds, not {interval!r}")
+        if self.sqlite_synchronous not in SQLITE_SYNCHRONOUS:
+            raise ValueError(f"sqlite_synchronous: must be one of {', '.join(SQLITE_SYNCHRONOUS)}, "
+                             f"not {self.sqlite_synchronous!r}")
         gather = self.relay_gather
         if not _is_number(gather) or not 0 <= gather <= 1:
             raise ValueError(f"relay_gather: must be a number of seconds from 0 to 1, not {gather!r}")

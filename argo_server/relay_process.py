@@ -187,7 +187,7 @@ def main() -> int:
         stop.set()
 
     signal.signal(signal.SIGTERM, _terminate)
-    db = Database(config.database_url)
+    db = Database(config.database_url, config.sqlite_synchronous)
     relay = OutboxRelay.from_config(db, config)
     relay.wake_fd = settings["wake_fd"]
     os.set_blocking(relay.wake_fd, False)

@@ -63,7 +63,8 @@ def main(argv: Sequence[str]) -> int:
     database_url = args.sub_database_url or args.database_url
     if database_url:
         config.database_url = database_url
-    db = Database(config.resolved().database_url)
+    resolved = config.resolved()
+    db = Database(resolved.database_url, resolved.sqlite_synchronous)
     try:
         upgrade(db.engine)
         store = TokenStore(db)

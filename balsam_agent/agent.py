@@ -162,8 +162,8 @@ class Agent:
         self._started = True
         self.config.state_dir.mkdir(parents=True, exist_ok=True)
         Path(self.site.work_root).mkdir(parents=True, exist_ok=True)
-        self._store = StateStore(self.config.database_path)
-        self._outbox = OutboxReader(self.config.database_path)
+        self._store = StateStore(self.config.database_path, self.config.sqlite_synchronous)
+        self._outbox = OutboxReader(self.config.database_path, self.config.sqlite_synchronous)
         self.scheduler.state_changed = self._state_changed
         self._publisher = StatusPublisher(
             self.config.amqp_url, self.config.amqp_prefix, self.site.name,

@@ -24,6 +24,7 @@ from typing import Any
 import yaml
 
 from balsam_agent.records import SiteProfile
+from balsam_agent.state import SQLITE_SYNCHRONOUS
 
 _SITE_FIELDS = {f.name for f in dataclasses.fields(SiteProfile)}
 
@@ -68,6 +69,9 @@ class AgentConfig:
     #: Declare the exchanges the server owns (assign, status, dead); false only checks that they exist,
     #: so the broker may deny the agent every configure permission but its own queue's.
     declare_exchanges: bool = True
+    #: ``full`` syncs every commit of the agent's database (it survives an OS crash or power loss),
+    #: ``normal`` only its checkpoints (it survives a crash of the agent): see ``state.SQLITE_SYNCHRONOUS``.
+    sqlite_synchronous: str = "full"
 
     @classmethod
     def from_mapping(cls, site_name: str, data: Mapping[str, Any]) -> AgentConfig:
@@ -75,7 +79,7 @@ class AgentConfig:
         known = {"amqp_url", "amqp_prefix", "state_dir", "heartbeat_interval", "workers", "prefetch", "site",
                  "retention_days", "report_linger",
                  "load_entry_points", "amqp_tls_ca", "amqp_tls_cert", "amqp_tls_key", "amqp_tls_server_name",
-                 "declare_exchanges"}
+                 "declare_exchanges", "sqlite_synchronous"}
         unknown = sorted(set(data) - known)
         if unknown:
             raise ConfigError(f"unknown configuration keys {unknown}; valid: {sorted(known)}")
@@ -88,6 +92,9 @@ class AgentConfig:
                         (kind is int and not isinstance(value, int)) or value < lowest:
                     raise ConfigError(f"{name}: expected {'an integer' if kind is int else 'a number'} "
                                       f">= {lowest:g}, got {value!r}")
+        if kwargs.get("sqlite_synchronous", "full") not in SQLITE_SYNCHRONOUS:
+            raise ConfigError(f"sqlite_synchronous: expected one of {', '.join(SQLITE_SYNCHRONOUS)}, "
+                              f"got {kwargs['sqlite_synchronous']!r}")
         if "state_dir" in kwargs:
             kwargs["state_dir"] = Path(kwargs["state_dir"]).expanduser()
         site = kwargs.get("site") or {}

@@ -98,13 +98,22 @@ def write_lock(path: Path) -> threading.Lock:
         return _write_locks.setdefault(key, threading.Lock())
 
 
-def connect(path: Path) -> sqlite3.Connection:
+#: SQLite's ``synchronous`` settings the agent takes (``sqlite_synchronous``). With ``full`` (the default)
+#: every commit syncs the WAL before it returns: an envelope the agent acked to the broker after storing
+#: it, and a status update it queued, survive an OS crash or a power loss. With ``normal`` the WAL is
+#: synced only at checkpoints: a commit survives a crash of the agent, an OS crash may lose the last ones.
+SQLITE_SYNCHRONOUS = ("full", "normal")
+
+
+def connect(path: Path, synchronous: str = "full") -> sqlite3.Connection:
     """Opens (and creates) the agent database in WAL mode."""
+    if synchronous not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"sqlite_synchronous: must be one of {', '.join(SQLITE_SYNCHRONOUS)}, "
+                         f"not {synchronous!r}")
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = sqlite3.connect(path, timeout=30, isolation_level=None, check_same_thread=False)
     conn.execute("PRAGMA journal_mode=WAL")
-    # NORMAL is durable across an agent crash (only an OS crash may lose the last commit in WAL mode).
-    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute(f"PRAGMA synchronous={synchronous.upper()}")
     conn.executescript(SCHEMA)
     return conn
 
@@ -112,9 +121,9 @@ def connect(path: Path) -> sqlite3.Connection:
 class StateStore:
     """The engine's view of the database: steps, seen envelopes, outbox inserts, in transactions."""
 
-    def __init__(self, path: Path) -> None:
+    def __init__(self, path: Path, synchronous: str = "full") -> None:
         self.path = path
-        self.conn = connect(path)
+        self.conn = connect(path, synchronous)
         self._lock = write_lock(path)
         self._locked = False
 
@@ -200,8 +209,8 @@ class StateStore:
 class OutboxReader:
     """The publisher's connection: reads unsent updates and marks them sent."""
 
-    def __init__(self, path: Path) -> None:
-        self.conn = connect(path)
+    def __init__(self, path: Path, synchronous: str = "full") -> None:
+        self.conn = connect(path, synchronous)
         self._lock = write_lock(path)
 
     def unsent(self, limit: int) -> list[tuple[int, bytes]]:

@@ -29,6 +29,7 @@ def test_a_file_sets_the_settings_it_names(tmp_path: Path) -> None:
     ({"prefetch": 2.5}, "prefetch: expected an integer >= 1, got 2.5"),
     ({"heartbeat_interval": True}, "heartbeat_interval: expected a number >= 0, got True"),
     ({"site": ["a"]}, "'site' must be a mapping"),
+    ({"sqlite_synchronous": "off"}, "sqlite_synchronous: expected one of full, normal, got 'off'"),
 ])
 def test_bad_settings_are_refused_by_name(data: dict, message: str) -> None:
     with pytest.raises(ConfigError) as refused:
