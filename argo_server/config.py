@@ -10,7 +10,7 @@ from typing import Any
 
 import yaml
 
-from .db import SQLITE_SYNCHRONOUS
+from .db import check_sqlite_synchronous
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
 DEFAULT_AMQP_URL = "amqp://guest:guest@127.0.0.1:5672/%2F"
@@ -106,9 +106,7 @@ class ServerConfig:
         interval = self.checkpoint_interval
         if not _is_number(interval) or not interval > 0:
             raise ValueError(f"checkpoint_interval: must be a positive number of seconds, not {interval!r}")
-        if self.sqlite_synchronous not in SQLITE_SYNCHRONOUS:
-            raise ValueError(f"sqlite_synchronous: must be one of {', '.join(SQLITE_SYNCHRONOUS)}, "
-                             f"not {self.sqlite_synchronous!r}")
+        check_sqlite_synchronous(self.sqlite_synchronous)
         gather = self.relay_gather
         if not _is_number(gather) or not 0 <= gather <= 1:
             raise ValueError(f"relay_gather: must be a number of seconds from 0 to 1, not {gather!r}")

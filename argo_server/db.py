@@ -43,6 +43,12 @@ WAL_AUTOCHECKPOINT_PAGES = 16384
 SQLITE_SYNCHRONOUS = ("full", "normal")
 
 
+def check_sqlite_synchronous(value: object) -> None:
+    """Raises ValueError, naming the setting, unless ``value`` is one of :data:`SQLITE_SYNCHRONOUS`."""
+    if value not in SQLITE_SYNCHRONOUS:
+        raise ValueError(f"sqlite_synchronous: must be one of {', '.join(SQLITE_SYNCHRONOUS)}, not {value!r}")
+
+
 def _sqlite_engine(url: str, immediate: bool, synchronous: str) -> Engine:
     parsed = make_url(url)
     if parsed.database and parsed.database != ":memory:":
@@ -74,9 +80,7 @@ def make_engine(url: str, *, immediate: bool = True, sqlite_synchronous: str = "
     """Creates an engine for ``url`` with the settings the server relies on."""
     backend = make_url(url).get_backend_name()
     if backend == "sqlite":
-        if sqlite_synchronous not in SQLITE_SYNCHRONOUS:
-            raise ValueError(f"sqlite_synchronous: must be one of {', '.join(SQLITE_SYNCHRONOUS)}, "
-                             f"not {sqlite_synchronous!r}")
+        check_sqlite_synchronous(sqlite_synchronous)
         return _sqlite_engine(url, immediate, sqlite_synchronous)
     kwargs: dict[str, Any] = {"pool_size": 20, "max_overflow": 20, "pool_pre_ping": True}
     if backend in ("mysql", "mariadb"):

@@ -14,8 +14,9 @@ batch instead of one per job; a lone CreateJob still travels as a single envelop
 CreateJob calls each group commit would wake the relay for a pass of its own, a few envelopes each, so a
 pass that published starts the next one no sooner than ``gather`` seconds (``relay_gather``) after its
 own start: rows committed meanwhile go together. At 8 saturating CreateJob callers, 2 ms took a message
-from 2.6 to 7 envelopes and the relay's and broker's CPU from about 230 to 100 µs per job; a job that
-arrives when no pass ran in the last ``gather`` seconds (any paced load) is sent at once.
+from 2.6 to 4-7 envelopes and the relay's and broker's CPU from 220-270 to 95-200 µs per job
+(BENCHMARKS.md); a job that arrives when no pass ran in the last ``gather`` seconds (any paced load) is
+sent at once.
 
 With several replicas on PostgreSQL or MySQL, each relay locks the rows it sends with
 ``SELECT ... FOR UPDATE SKIP LOCKED`` and keeps the lock until they are deleted, so replicas share the
