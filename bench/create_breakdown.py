@@ -3,8 +3,8 @@
     .venv/bin/python bench/create_breakdown.py [--seconds 3] [--rounds 2] [--callers 8]
 
 Serves CreateJob from a bare synchronous gRPC server (16 worker threads, as ``argo-server``'s, and no
-interceptors, relay or broker) in a child process, in three modes, each run measuring a health Check
-on the same server first:
+interceptors, relay or broker) in a child process, in three modes, each measured against a health Check
+on the same server (alternating half-second slices, ``--seconds`` each):
 
 * ``noop``: replies with a Job prepared once at start (the cost of the RPC's shape: its request and
   reply messages through gRPC);
@@ -36,7 +36,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 sys.path.insert(0, str(Path(__file__).parent))
 from machine import speed_line  # noqa: E402
-from server_create import job, rate  # noqa: E402
+from server_create import interleaved_rates, job, rate  # noqa: E402
 
 MODES = ("noop", "prepare", "durable")
 
@@ -87,11 +87,12 @@ def measure(mode: str, callers: int, seconds: float) -> tuple[float, float]:
             check = health_pb2.HealthCheckRequest()
             counter = iter(range(1, 10**9))
             rate(callers, 1.0, lambda: check_stub.Check(check))  # warm up
-            checks = rate(callers, seconds, lambda: check_stub.Check(check))
-            creates = rate(callers, seconds, lambda: argo.CreateJob(
-                api.CreateJobRequest(job=job(next(counter)), request_id=uuid.uuid4().hex)))
+            rates = interleaved_rates(callers, seconds, {
+                "check": lambda: check_stub.Check(check),
+                "create": lambda: argo.CreateJob(api.CreateJobRequest(job=job(next(counter)),
+                                                                      request_id=uuid.uuid4().hex))})
             channel.close()
-            return checks, creates
+            return rates["check"], rates["create"]
         finally:
             child.terminate()
             child.join()

@@ -40,3 +40,21 @@ def test_e2e_throughput_prints_its_figures(amqp_url: str) -> None:
     assert float(latency.group(1)) <= float(latency.group(2))
     assert int(latency.group(3)) == 20  # every paced job was accepted and measured
     assert out.count("machine before: python") == 1 and out.count("machine after: python") == 1, out
+
+
+def test_server_create_prints_its_figures() -> None:
+    out = run_bench("bench/server_create.py", "--seconds", "1")
+    check = re.search(rf"^health Check: +({NUMBER}) calls/s$", out, re.M)
+    create = re.search(rf"^CreateJob: +({NUMBER}) calls/s +ratio ({NUMBER}) \(target >= 0\.5\)$", out, re.M)
+    assert check and create, out
+    assert abs(float(create.group(2)) - float(create.group(1)) / float(check.group(1))) < 0.006, out
+    assert re.search(rf"^BatchCreateJobs: +{NUMBER} jobs/s \(20 batches of 1000, target >= 10000\)$", out, re.M), out
+
+
+def test_create_breakdown_prints_a_row_per_mode() -> None:
+    out = run_bench("bench/create_breakdown.py", "--seconds", "0.5", "--rounds", "1")
+    rows = re.findall(rf"^(\w+) +({NUMBER})/s +({NUMBER})/s +({NUMBER})$", out, re.M)
+    assert [row[0] for row in rows] == ["noop", "prepare", "durable"], out
+    for _, checks, creates, ratio in rows:
+        assert float(checks) > 0 and float(creates) > 0
+        assert abs(float(ratio) - float(creates) / float(checks)) < 0.006, out
