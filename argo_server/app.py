@@ -17,7 +17,7 @@ from argobalsam.argo.v1 import (
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from . import grpc_security, metrics, schema, tracing
+from . import affinity, grpc_security, metrics, schema, tracing
 from .amqp_connect import AmqpTls
 from .config import ServerConfig
 from .consumer import StatusConsumer
@@ -82,6 +82,7 @@ class ServerProcess:
         if self.db.dialect == "sqlite":
             self.supervised.append(Supervised("wal-checkpointer", self._checkpoint_loop))
         self.server: grpc.Server | None = None
+        self._unpinned: set[int] = set()
         self.health: health.HealthServicer | None = None
         self.port = 0
         self.monitor: MonitorServer | None = None
@@ -100,6 +101,10 @@ class ServerProcess:
 
     def start(self) -> int:
         """Migrates the database, starts everything and returns the gRPC port."""
+        if self.config.cpu_affinity:
+            self._unpinned = affinity.pin_threads(self.config.cpu_affinity)
+            if isinstance(self.relay, RelayChild):
+                self.relay.cpus = self._unpinned  # the relay's own process is not bound by our lock
         schema.upgrade(self.db.engine)
         self.server, self.port, self.health = create_server(self.config, self.store, self.poller)
         self.poller.start()
@@ -134,6 +139,8 @@ class ServerProcess:
             loop.stop()
         metrics.unregister_database(self.db)
         self.db.dispose()
+        if self._unpinned:
+            affinity.pin_threads(self._unpinned)
 
     def wait(self) -> None:
         """Blocks until the gRPC server stops."""

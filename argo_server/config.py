@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from .affinity import check_cpu_affinity
 from .db import check_sqlite_synchronous
 
 DEFAULT_LISTEN = "127.0.0.1:50051"
@@ -56,6 +57,9 @@ class ServerConfig:
     allow_remote: bool = False
     #: Worker threads of the gRPC server.
     max_workers: int = 16
+    #: CPUs to pin the server's threads to (empty: no pinning; the relay process keeps the CPUs the
+    #: server had): see :mod:`argo_server.affinity`.
+    cpu_affinity: list[int] = dataclasses.field(default_factory=list)
     #: Where the outbox relay runs: ``process`` (a child process, beside the gRPC threads instead of under
     #: their interpreter lock) or ``thread`` (inside the server process).
     relay: str = "process"
@@ -107,6 +111,7 @@ class ServerConfig:
         if not _is_number(interval) or not interval > 0:
             raise ValueError(f"checkpoint_interval: must be a positive number of seconds, not {interval!r}")
         check_sqlite_synchronous(self.sqlite_synchronous)
+        check_cpu_affinity(self.cpu_affinity)
         gather = self.relay_gather
         if not _is_number(gather) or not 0 <= gather <= 1:
             raise ValueError(f"relay_gather: must be a number of seconds from 0 to 1, not {gather!r}")

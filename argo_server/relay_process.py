@@ -51,6 +51,8 @@ class RelayChild:
         self.db = db
         self.stop_timeout = stop_timeout
         self.process: subprocess.Popen[bytes] | None = None
+        #: CPUs for the child (set when the server pins its own threads; empty: the server's).
+        self.cpus: set[int] = set()
         self._wake = -1
         self._lock = threading.Lock()
 
@@ -76,7 +78,8 @@ class RelayChild:
         child_fds = (wake_read, sent_write) if sent_write >= 0 else (wake_read,)
         level = logging.getLogger().getEffectiveLevel()
         settings = json.dumps({"config": dataclasses.asdict(self.config), "log_level": level,
-                               "wake_fd": wake_read, "sent_fd": sent_write}).encode() + b"\n"
+                               "wake_fd": wake_read, "sent_fd": sent_write,
+                               "cpus": sorted(self.cpus)}).encode() + b"\n"
         try:
             process = subprocess.Popen(command, stdin=subprocess.PIPE, close_fds=True, pass_fds=child_fds)
         except BaseException:
@@ -170,6 +173,8 @@ def main() -> int:
             return 0  # the parent went away before it sent the configuration
         line += chunk
     settings = json.loads(line)
+    if settings.get("cpus"):  # the server pinned its threads (cpu_affinity): not this process's
+        os.sched_setaffinity(0, settings["cpus"])
     config = ServerConfig(**settings["config"])
     logging.basicConfig(level=settings["log_level"],
                         format="%(asctime)s %(levelname)s %(name)s[relay]: %(message)s")

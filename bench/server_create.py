@@ -2,6 +2,7 @@
 server in the same run, and BatchCreateJobs throughput.
 
     .venv/bin/python bench/server_create.py [--database-url URL] [--seconds 5] [--relay process|thread]
+        [--cpu-affinity 1]
 
 Targets (issue 2): CreateJob rate >= 0.5 x health Check rate; BatchCreateJobs >= 10,000 jobs/s. The Check
 and the CreateJob are measured in alternating half-second slices, ``--seconds`` each.
@@ -81,13 +82,18 @@ def main() -> None:
     parser.add_argument("--callers", type=int, default=8)
     parser.add_argument("--relay", choices=RELAY_MODES, default="process",
                         help="where the server runs its outbox relay (the server's 'relay' setting)")
+    parser.add_argument("--cpu-affinity", default="", metavar="CPUS",
+                        help="comma-separated CPUs to pin the server's threads to (its 'cpu_affinity' setting)")
     args = parser.parse_args()
     print(speed_line("machine before"))
     prefix = f"bench{uuid.uuid4().hex[:8]}"
     with tempfile.TemporaryDirectory() as state:
         url = args.database_url or f"sqlite:///{state}/argo.db"
+        settings = Path(state, "server.yaml")
+        cpus = [int(cpu) for cpu in args.cpu_affinity.split(",") if cpu]
+        settings.write_text(f"cpu_affinity: {cpus}\n")
         server = ServerChild("--database-url", url, "--amqp-prefix", prefix, "--data-root",
-                             Path(state, "data").as_uri(), "--relay", args.relay)
+                             Path(state, "data").as_uri(), "--relay", args.relay, "--config", str(settings))
         try:
             channel = grpc.insecure_channel(f"127.0.0.1:{server.port}")
             argo = argo_service_pb2_grpc.ArgoServiceStub(channel)
@@ -100,7 +106,8 @@ def main() -> None:
                 "create": lambda: argo.CreateJob(api.CreateJobRequest(job=job(next(counter)),
                                                                       request_id=uuid.uuid4().hex))})
             checks, creates = rates["check"], rates["create"]
-            print(f"database: {url.split(':')[0]}  callers: {args.callers}  relay: {args.relay}")
+            print(f"database: {url.split(':')[0]}  callers: {args.callers}  relay: {args.relay}  "
+                  f"server's CPUs: {args.cpu_affinity or 'any'}")
             print(f"health Check:  {checks:8.0f} calls/s")
             print(f"CreateJob:     {creates:8.0f} calls/s   ratio {creates / checks:.2f} (target >= 0.5)")
             batch_size, batches = 1000, 20
