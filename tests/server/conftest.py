@@ -7,6 +7,11 @@ the session, dropped after it), so that other test runs on the same servers do n
 from __future__ import annotations
 
 import os
+import re
+import signal
+import subprocess
+import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator
@@ -106,6 +111,61 @@ def database_url(request: pytest.FixtureRequest, tmp_path: Path) -> str:
     url = request.getfixturevalue("_server_databases")[request.param]
     empty_tables(url)
     return url
+
+
+class ServerSubprocess:
+    """``argo-server`` in a child process (so that it can be killed with SIGKILL)."""
+
+    def __init__(self, database_url: str, amqp_url: str, prefix: str, data_root: str, log_path: Path,
+                 *options: str) -> None:
+        self.log = log_path.open("ab")
+        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+        self.process = subprocess.Popen(
+            [sys.executable, "-m", "argo_server.cli", "--listen", "127.0.0.1:0", "--database-url", database_url,
+             "--amqp-url", amqp_url, "--amqp-prefix", prefix, "--data-root", data_root, *options],
+            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
+        self.port = 0
+        self._lines: list[str] = []
+        threading.Thread(target=self._read, daemon=True).start()
+        wait_for(lambda: self.port or self.process.poll() is not None, timeout=60, message="server start")
+        assert self.port, "".join(self._lines)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
+        self.argo = argo_service_pb2_grpc.ArgoServiceStub(self.channel)
+
+    def _read(self) -> None:
+        assert self.process.stderr is not None
+        for raw in self.process.stderr:
+            self.log.write(raw)
+            line = raw.decode(errors="replace")
+            self._lines.append(line)
+            match = re.search(r"listening on [\d.]+:(\d+)", line)
+            if match:
+                self.port = int(match.group(1))
+
+    def kill(self) -> None:
+        """SIGKILL: no chance to clean anything up."""
+        self.channel.close()
+        self.process.send_signal(signal.SIGKILL)
+        self.process.wait(30)
+
+    def stop(self) -> None:
+        """SIGTERM: graceful stop."""
+        self.channel.close()
+        if self.process.poll() is None:
+            self.process.send_signal(signal.SIGTERM)
+            try:
+                self.process.wait(30)
+            except subprocess.TimeoutExpired:
+                self.process.kill()
+                self.process.wait(30)
+
+
+def child_pids(pid: int) -> list[int]:
+    """The processes ``pid``'s threads started that still run (``/proc/PID/task/*/children``)."""
+    found: list[int] = []
+    for task in Path(f"/proc/{pid}/task").iterdir():
+        found.extend(int(child) for child in (task / "children").read_text().split())
+    return found
 
 
 @dataclass

@@ -5,19 +5,14 @@ from __future__ import annotations
 
 import os
 import re
-import subprocess
-import sys
-import time
 from pathlib import Path
 
-import grpc
 import pytest
 from argobalsam.argo.v1 import argo_service_pb2 as api
-from argobalsam.argo.v1 import argo_service_pb2_grpc
 
 from argo_server.config import ServerConfig
 
-from .conftest import one_step_job
+from .conftest import ServerSubprocess, child_pids, one_step_job, wait_for
 
 
 def allowed(pid: int | str, task: int | str | None = None) -> set[int]:
@@ -32,59 +27,28 @@ def allowed(pid: int | str, task: int | str | None = None) -> set[int]:
     return cpus
 
 
-def children(pid: int) -> list[int]:
-    found = []
-    for entry in os.listdir("/proc"):
-        if entry.isdigit():
-            try:
-                stat = Path(f"/proc/{entry}/stat").read_text()
-            except OSError:
-                continue
-            if int(stat[stat.rfind(")") + 2:].split()[1]) == pid:
-                found.append(int(entry))
-    return found
-
-
 def test_a_pinned_server_runs_its_threads_on_its_cpus_and_its_relay_on_the_others(
         tmp_path: Path, amqp_url: str, amqp_prefix: str) -> None:
     mine = sorted(os.sched_getaffinity(0))
     pinned = mine[-1]
     settings = tmp_path / "server.yaml"
     settings.write_text(f"cpu_affinity: [{pinned}]\n")
-    server = subprocess.Popen(
-        [sys.executable, "-m", "argo_server.cli", "--listen", "127.0.0.1:0", "--config", str(settings),
-         "--database-url", f"sqlite:///{tmp_path / 'argo.db'}", "--amqp-url", amqp_url,
-         "--amqp-prefix", amqp_prefix, "--data-root", (tmp_path / "data").as_uri()],
-        stderr=subprocess.PIPE, text=True)
+    server = ServerSubprocess(f"sqlite:///{tmp_path / 'argo.db'}", amqp_url, amqp_prefix, (tmp_path / "data").as_uri(),
+                              tmp_path / "server.log", "--config", str(settings))
     try:
-        assert server.stderr is not None
-        port = 0
-        for line in server.stderr:
-            match = re.search(r"listening on [\d.]+:(\d+)", line)
-            if match:
-                port = int(match.group(1))
-                break
-        assert port, "the server did not start"
-        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-            created = argo_service_pb2_grpc.ArgoServiceStub(channel).CreateJob(
-                api.CreateJobRequest(job=one_step_job()), timeout=30)
+        created = server.argo.CreateJob(api.CreateJobRequest(job=one_step_job()), timeout=30)
         assert created.job.name.startswith("jobs/")
-        threads = os.listdir(f"/proc/{server.pid}/task")
+        pid = server.process.pid
+        threads = os.listdir(f"/proc/{pid}/task")
         assert len(threads) > 5  # gRPC's, the pool's, the supervised loops'
-        assert {task: allowed(server.pid, task) for task in threads} == {task: {pinned} for task in threads}
-        deadline = time.monotonic() + 15
-        relays: list[int] = []
-        while not relays and time.monotonic() < deadline:
-            relays = [pid for pid in children(server.pid)
-                      if b"argo_server.relay_process" in Path(f"/proc/{pid}/cmdline").read_bytes()]
-            time.sleep(0.05)
-        assert relays, "no relay process"
-        while allowed(relays[0]) != set(mine) and time.monotonic() < deadline:
-            time.sleep(0.05)  # the child sets its CPUs once it has read its settings
-        assert allowed(relays[0]) == set(mine)
+        assert {task: allowed(pid, task) for task in threads} == {task: {pinned} for task in threads}
+        wait_for(lambda: child_pids(pid), message="relay process")
+        (relay,) = child_pids(pid)
+        assert b"argo_server.relay_process" in Path(f"/proc/{relay}/cmdline").read_bytes()
+        # the child sets its CPUs once it has read its settings
+        wait_for(lambda: allowed(relay) == set(mine), message=f"relay process on CPUs {mine}")
     finally:
-        server.terminate()
-        server.wait(30)
+        server.stop()
 
 
 @pytest.mark.parametrize(("value", "message"), [

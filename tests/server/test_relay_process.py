@@ -23,7 +23,7 @@ from argo_server.outbox import pending_count
 from argo_server.relay import OutboxRelay
 from argo_server.relay_process import RelayChild, _SentReader
 
-from .conftest import FakeAgent, RunningServer, one_step_job, start_server, wait_for
+from .conftest import FakeAgent, RunningServer, child_pids, one_step_job, start_server, wait_for
 
 
 @pytest.fixture
@@ -173,14 +173,8 @@ def test_a_killed_server_leaves_no_relay_process_behind(server_config: ServerCon
         with grpc.insecure_channel(f"127.0.0.1:{port[0]}") as channel:
             argo_service_pb2_grpc.ArgoServiceStub(channel).CreateJob(api.CreateJobRequest(job=one_step_job()))
 
-        def children() -> list[int]:
-            found: list[int] = []
-            for task in Path(f"/proc/{server.pid}/task").iterdir():
-                found.extend(int(pid) for pid in (task / "children").read_text().split())
-            return found
-
-        wait_for(children, message="relay child")
-        (child,) = children()
+        wait_for(lambda: child_pids(server.pid), message="relay child")
+        (child,) = child_pids(server.pid)
         assert "argo_server.relay_process" in Path(f"/proc/{child}/cmdline").read_text()
         server.send_signal(signal.SIGKILL)
         server.wait(30)

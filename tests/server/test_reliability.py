@@ -7,11 +7,7 @@ close_connection``), which is what the server sees when RabbitMQ restarts.
 
 from __future__ import annotations
 
-import os
-import re
-import signal
 import subprocess
-import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -22,11 +18,11 @@ import grpc
 import pytest
 import sqlalchemy as sa
 from argobalsam.argo.v1 import argo_service_pb2 as api
-from argobalsam.argo.v1 import argo_service_pb2_grpc, job_pb2
+from argobalsam.argo.v1 import job_pb2
 
 from argo_server.db import make_engine
 
-from .conftest import FakeAgent, RunningServer, one_step_job, wait_for
+from .conftest import FakeAgent, RunningServer, ServerSubprocess, one_step_job, wait_for
 
 J = job_pb2.JobState
 S = job_pb2.StepState
@@ -76,52 +72,6 @@ def test_relay_and_consumer_reconnect_after_the_broker_closes_them(server: Runni
     agent.advance("local", f"{first.name.split('/')[1]}/0", 1, S.STEP_STATE_ACCEPTED, S.STEP_STATE_SUCCEEDED)
     wait_for(lambda: server.argo.GetJob(api.GetJobRequest(name=first.name)).job.state == J.JOB_STATE_SUCCEEDED,
              timeout=30, message="report applied after reconnect")
-
-
-class ServerSubprocess:
-    """``argo-server`` in a child process (so that it can be killed with SIGKILL)."""
-
-    def __init__(self, database_url: str, amqp_url: str, prefix: str, data_root: str, log_path: Path) -> None:
-        self.log = log_path.open("ab")
-        env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "argo_server.cli", "--listen", "127.0.0.1:0", "--database-url", database_url,
-             "--amqp-url", amqp_url, "--amqp-prefix", prefix, "--data-root", data_root],
-            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, env=env)
-        self.port = 0
-        self._lines: list[str] = []
-        threading.Thread(target=self._read, daemon=True).start()
-        wait_for(lambda: self.port or self.process.poll() is not None, timeout=60, message="server start")
-        assert self.port, "".join(self._lines)
-        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.port}")
-        self.argo = argo_service_pb2_grpc.ArgoServiceStub(self.channel)
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for raw in self.process.stderr:
-            self.log.write(raw)
-            line = raw.decode(errors="replace")
-            self._lines.append(line)
-            match = re.search(r"listening on [\d.]+:(\d+)", line)
-            if match:
-                self.port = int(match.group(1))
-
-    def kill(self) -> None:
-        """SIGKILL: no chance to clean anything up."""
-        self.channel.close()
-        self.process.send_signal(signal.SIGKILL)
-        self.process.wait(30)
-
-    def stop(self) -> None:
-        """SIGTERM: graceful stop."""
-        self.channel.close()
-        if self.process.poll() is None:
-            self.process.send_signal(signal.SIGTERM)
-            try:
-                self.process.wait(30)
-            except subprocess.TimeoutExpired:
-                self.process.kill()
-                self.process.wait(30)
 
 
 @pytest.fixture
